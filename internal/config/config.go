@@ -1,0 +1,185 @@
+// Package config owns tenantgate's configuration: the YAML file schema, its
+// defaults, the environment variables that may carry secrets instead of the
+// file, and validation. Each section lives in its own file.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is the whole configuration of `tenantgate serve`.
+type Config struct {
+	Server  Server  `yaml:"server"`
+	Store   Store   `yaml:"store"`
+	Auth    Auth    `yaml:"auth"`
+	Plans   Plans   `yaml:"plans"`
+	Service Service `yaml:"service"`
+	ExtProc ExtProc `yaml:"extproc"`
+}
+
+// Server configures the listeners and process behaviour.
+type Server struct {
+	GRPCListen    string   `yaml:"grpc_listen"`    // default ":9191"
+	HTTPListen    string   `yaml:"http_listen"`    // default ":9192"
+	ShutdownGrace Duration `yaml:"shutdown_grace"` // default 20s
+	LogLevel      string   `yaml:"log_level"`      // debug, info, warn, error; default info
+	LogFormat     string   `yaml:"log_format"`     // json or text; default json
+}
+
+// Duration is a time.Duration that reads "300s", "5m" or a number of seconds.
+type Duration time.Duration
+
+// D returns the value as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// UnmarshalYAML accepts Go duration strings and integer seconds.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	var s string
+	if err := n.Decode(&s); err != nil {
+		return fmt.Errorf("duration: %w", err)
+	}
+	if v, err := time.ParseDuration(s); err == nil {
+		*d = Duration(v)
+		return nil
+	}
+	var secs int64
+	if err := n.Decode(&secs); err != nil {
+		return fmt.Errorf("line %d: invalid duration %q (want e.g. 30s, 5m)", n.Line, s)
+	}
+	*d = Duration(time.Duration(secs) * time.Second)
+	return nil
+}
+
+// MarshalYAML writes the duration as a Go duration string.
+func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(), nil }
+
+// Environment variables read by Load.
+const (
+	EnvDatabaseURL       = "TENANTGATE_DATABASE_URL"
+	EnvAPIKeySecret      = "API_KEY_SECRET"
+	EnvSupabaseJWTSecret = "SUPABASE_JWT_SECRET"
+	EnvSupabaseAnonKey   = "SUPABASE_ANON_KEY"
+)
+
+// Load reads a YAML file (path may be empty for defaults only), applies
+// environment overrides and defaults, and validates the result.
+func Load(path string, getenv func(string) string) (*Config, error) {
+	var data []byte
+	if path != "" {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("config: read %s: %w", path, err)
+		}
+		data = b
+	}
+	return Parse(data, getenv)
+}
+
+// Parse is Load for bytes already read.
+func Parse(data []byte, getenv func(string) string) (*Config, error) {
+	if getenv == nil {
+		getenv = func(string) string { return "" }
+	}
+	var c Config
+	if len(bytes.TrimSpace(data)) > 0 {
+		dec := yaml.NewDecoder(bytes.NewReader(data))
+		dec.KnownFields(true)
+		if err := dec.Decode(&c); err != nil {
+			return nil, fmt.Errorf("config: %w", err)
+		}
+	}
+	c.applyEnv(getenv)
+	c.applyDefaults()
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+func (c *Config) applyEnv(getenv func(string) string) {
+	if v := getenv(EnvDatabaseURL); v != "" {
+		c.Store.DatabaseURL = v
+	}
+	if c.ExtProc.DefaultRegion == "" {
+		c.ExtProc.DefaultRegion = getenv("AWS_REGION")
+	}
+	if c.ExtProc.DefaultRegion == "" {
+		c.ExtProc.DefaultRegion = "us-east-1"
+	}
+	if v := getenv(EnvAPIKeySecret); v != "" {
+		c.Auth.APIKeys.Secret = v
+	}
+	for i := range c.Auth.Issuers {
+		is := &c.Auth.Issuers[i]
+		if is.HS256SecretEnv == "" && i == 0 {
+			is.HS256SecretEnv = EnvSupabaseJWTSecret
+		}
+		if is.HS256SecretEnv != "" && is.HS256SecretEnv != "-" {
+			if v := getenv(is.HS256SecretEnv); v != "" {
+				is.HS256Secret = v
+			}
+		}
+		for h, env := range is.JWKSHeadersEnv {
+			if v := getenv(env); v != "" {
+				if is.JWKSHeaders == nil {
+					is.JWKSHeaders = map[string]string{}
+				}
+				is.JWKSHeaders[h] = v
+			}
+		}
+	}
+}
+
+func (c *Config) applyDefaults() {
+	s := &c.Server
+	if s.GRPCListen == "" {
+		s.GRPCListen = ":9191"
+	}
+	if s.HTTPListen == "" {
+		s.HTTPListen = ":9192"
+	}
+	if s.ShutdownGrace == 0 {
+		s.ShutdownGrace = Duration(20 * time.Second)
+	}
+	if s.LogLevel == "" {
+		s.LogLevel = "info"
+	}
+	if s.LogFormat == "" {
+		s.LogFormat = "json"
+	}
+	c.Store.applyDefaults()
+	c.Auth.applyDefaults()
+	c.Plans.applyDefaults()
+	c.Service.applyDefaults()
+	c.ExtProc.applyDefaults()
+}
+
+// Validate reports every problem found, joined.
+func (c *Config) Validate() error {
+	var errs []error
+	switch c.Server.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("server.log_level: %q is not one of debug, info, warn, error", c.Server.LogLevel))
+	}
+	switch c.Server.LogFormat {
+	case "json", "text":
+	default:
+		errs = append(errs, fmt.Errorf("server.log_format: %q is not json or text", c.Server.LogFormat))
+	}
+	errs = append(errs, c.Store.validate()...)
+	errs = append(errs, c.Auth.validate()...)
+	errs = append(errs, c.Plans.validate()...)
+	errs = append(errs, c.Service.validate()...)
+	errs = append(errs, c.ExtProc.validate()...)
+	if len(errs) > 0 {
+		return fmt.Errorf("config: %w", errors.Join(errs...))
+	}
+	return nil
+}

@@ -1,0 +1,142 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+)
+
+// Tenant sources for ext_proc.
+const (
+	TenantFromMetadata = "metadata"
+	TenantFromHeaders  = "headers"
+)
+
+// Policies for an enterprise tenant without an enabled routing row.
+const (
+	NoRoutePlatform = "platform"
+	NoRouteDeny     = "deny"
+)
+
+// ExtProc configures the Bedrock re-signing processor.
+type ExtProc struct {
+	// TenantSource is "metadata" (default: ext_authz dynamic metadata
+	// forwarded by Envoy) or "headers" (x-account-id / x-enterprise, only
+	// where ext_authz runs at another, trusted hop).
+	TenantSource string `yaml:"tenant_source"`
+	// DefaultRegion is the platform's region and the region of routes
+	// without one (default us-east-1, or AWS_REGION).
+	DefaultRegion string `yaml:"default_region"`
+	// EndpointTemplate is the upstream host; {region} is replaced (default
+	// bedrock-runtime.{region}.amazonaws.com).
+	EndpointTemplate string `yaml:"endpoint_template"`
+	// SigningName is the SigV4 service name (default bedrock).
+	SigningName string `yaml:"signing_name"`
+	// EnterpriseWithoutRoute is "platform" (default) or "deny".
+	EnterpriseWithoutRoute string `yaml:"enterprise_without_route"`
+	// MaxBodyBytes limits a signed request body (default 10 MiB); larger → 413.
+	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+	// KeepIdentityHeaders forwards the x-account-* identity headers upstream.
+	KeepIdentityHeaders bool       `yaml:"keep_identity_headers"`
+	AssumeRole          AssumeRole `yaml:"assume_role"`
+}
+
+// AssumeRole configures tenant credentials from STS.
+type AssumeRole struct {
+	Duration Duration `yaml:"duration"` // default 1h (900s..12h)
+	// RefreshBefore refreshes cached credentials this long before expiry
+	// (default 5m), with up to RefreshJitter added (default 1m).
+	RefreshBefore Duration `yaml:"refresh_before"`
+	RefreshJitter Duration `yaml:"refresh_jitter"`
+	// FailureTTL caches an STS failure for a tenant (default 5s).
+	FailureTTL Duration `yaml:"failure_ttl"`
+	// Timeout bounds one STS call (default 5s).
+	Timeout Duration `yaml:"timeout"`
+	// SessionNamePrefix prefixes RoleSessionName (default tenantgate-).
+	SessionNamePrefix string `yaml:"session_name_prefix"`
+	// WarmOnStart assumes the role of every enabled route at start.
+	WarmOnStart bool `yaml:"warm_on_start"`
+}
+
+func (e *ExtProc) applyDefaults() {
+	if e.TenantSource == "" {
+		e.TenantSource = TenantFromMetadata
+	}
+	if e.EndpointTemplate == "" {
+		e.EndpointTemplate = "bedrock-runtime.{region}.amazonaws.com"
+	}
+	if e.SigningName == "" {
+		e.SigningName = "bedrock"
+	}
+	if e.EnterpriseWithoutRoute == "" {
+		e.EnterpriseWithoutRoute = NoRoutePlatform
+	}
+	if e.MaxBodyBytes == 0 {
+		e.MaxBodyBytes = 10 << 20
+	}
+	a := &e.AssumeRole
+	if a.Duration == 0 {
+		a.Duration = Duration(time.Hour)
+	}
+	if a.RefreshBefore == 0 {
+		a.RefreshBefore = Duration(5 * time.Minute)
+	}
+	if a.RefreshJitter == 0 {
+		a.RefreshJitter = Duration(time.Minute)
+	}
+	if a.FailureTTL == 0 {
+		a.FailureTTL = Duration(5 * time.Second)
+	}
+	if a.Timeout == 0 {
+		a.Timeout = Duration(5 * time.Second)
+	}
+	if a.SessionNamePrefix == "" {
+		a.SessionNamePrefix = "tenantgate-"
+	}
+}
+
+var regionRe = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-\d$`)
+
+// ValidRegion reports whether s looks like an AWS region name.
+func ValidRegion(s string) bool { return regionRe.MatchString(s) }
+
+// Host returns the upstream host for region.
+func (e ExtProc) Host(region string) string {
+	return strings.ReplaceAll(e.EndpointTemplate, "{region}", region)
+}
+
+func (e *ExtProc) validate() []error {
+	var errs []error
+	switch e.TenantSource {
+	case TenantFromMetadata, TenantFromHeaders:
+	default:
+		errs = append(errs, fmt.Errorf("extproc.tenant_source: %q is not metadata or headers", e.TenantSource))
+	}
+	switch e.EnterpriseWithoutRoute {
+	case NoRoutePlatform, NoRouteDeny:
+	default:
+		errs = append(errs, fmt.Errorf("extproc.enterprise_without_route: %q is not platform or deny", e.EnterpriseWithoutRoute))
+	}
+	if e.DefaultRegion != "" && !ValidRegion(e.DefaultRegion) {
+		errs = append(errs, fmt.Errorf("extproc.default_region: %q is not a region", e.DefaultRegion))
+	}
+	if !strings.Contains(e.EndpointTemplate, "{region}") {
+		errs = append(errs, errors.New("extproc.endpoint_template: must contain {region}"))
+	}
+	if e.MaxBodyBytes < 0 {
+		errs = append(errs, errors.New("extproc.max_body_bytes: must not be negative"))
+	}
+	d := e.AssumeRole.Duration.D()
+	if d < 15*time.Minute || d > 12*time.Hour {
+		errs = append(errs, errors.New("extproc.assume_role.duration: must be between 15m and 12h"))
+	}
+	if e.AssumeRole.RefreshBefore.D() >= d {
+		errs = append(errs, errors.New("extproc.assume_role.refresh_before: must be shorter than duration"))
+	}
+	if len(e.AssumeRole.SessionNamePrefix) > 32 {
+		errs = append(errs, errors.New("extproc.assume_role.session_name_prefix: at most 32 characters"))
+	}
+	return errs
+}

@@ -1,0 +1,47 @@
+package config
+
+import (
+	"fmt"
+	"path"
+)
+
+// Plans is the tier catalog: which tiers are enterprise, which models each
+// tier may call, and the billing gate.
+type Plans struct {
+	// EnterpriseTiers default: tier_125_800, tier_200_1000, tier_150_1200.
+	EnterpriseTiers []string `yaml:"enterprise_tiers"`
+	// Models maps a tier name to the Bedrock model id globs (path.Match
+	// syntax, matched against the decoded model id or ARN) it may call.
+	// A tier that is not listed gets DefaultModels.
+	Models map[string][]string `yaml:"models"`
+	// DefaultModels default: ["*"] (every model).
+	DefaultModels []string `yaml:"default_models"`
+	// BlockOnNoCredits refuses calls when credit_accounts.balance <= 0
+	// (default false).
+	BlockOnNoCredits bool `yaml:"block_on_no_credits"`
+}
+
+func (p *Plans) applyDefaults() {
+	if p.EnterpriseTiers == nil {
+		p.EnterpriseTiers = []string{"tier_125_800", "tier_200_1000", "tier_150_1200"}
+	}
+	if p.DefaultModels == nil {
+		p.DefaultModels = []string{"*"}
+	}
+}
+
+func (p *Plans) validate() []error {
+	var errs []error
+	check := func(where string, globs []string) {
+		for _, g := range globs {
+			if _, err := path.Match(g, ""); err != nil {
+				errs = append(errs, fmt.Errorf("%s: bad glob %q: %w", where, g, err))
+			}
+		}
+	}
+	check("plans.default_models", p.DefaultModels)
+	for tier, globs := range p.Models {
+		check("plans.models."+tier, globs)
+	}
+	return errs
+}
