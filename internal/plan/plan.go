@@ -1,0 +1,92 @@
+// Package plan owns the tier catalog: which plan tiers are enterprise, which
+// Bedrock models a tier may call, and the billing gate on credit balance. It
+// is built from config.Plans and is safe for concurrent use.
+package plan
+
+import (
+	"fmt"
+	"path"
+
+	"github.com/tenantgate/tenantgate/internal/config"
+	"github.com/tenantgate/tenantgate/internal/tenant"
+)
+
+// Catalog answers plan questions for tiers. It is immutable after New.
+type Catalog struct {
+	enterprise    map[string]bool
+	models        map[string][]string
+	defaultModels []string
+	blockNoCredit bool
+}
+
+// New builds a catalog from the plans configuration. Every glob is checked
+// so that a bad pattern fails at start rather than denying calls later.
+func New(cfg config.Plans) (*Catalog, error) {
+	c := &Catalog{
+		enterprise:    make(map[string]bool, len(cfg.EnterpriseTiers)),
+		models:        make(map[string][]string, len(cfg.Models)),
+		defaultModels: append([]string(nil), cfg.DefaultModels...),
+		blockNoCredit: cfg.BlockOnNoCredits,
+	}
+	for _, t := range cfg.EnterpriseTiers {
+		c.enterprise[t] = true
+	}
+	check := func(where string, globs []string) error {
+		for _, g := range globs {
+			if _, err := path.Match(g, ""); err != nil {
+				return fmt.Errorf("plan: %s: bad model glob %q: %w", where, g, err)
+			}
+		}
+		return nil
+	}
+	if err := check("default models", c.defaultModels); err != nil {
+		return nil, err
+	}
+	for tier, globs := range cfg.Models {
+		if err := check("tier "+tier, globs); err != nil {
+			return nil, err
+		}
+		c.models[tier] = append([]string(nil), globs...)
+	}
+	return c, nil
+}
+
+// IsEnterprise reports whether tier is one of the configured enterprise tiers.
+func (c *Catalog) IsEnterprise(tier string) bool {
+	return c.enterprise[tier]
+}
+
+// ModelAllowed reports whether tier may call modelID (a decoded model id or
+// ARN). The tier's own glob list is used when configured (even if empty,
+// which allows nothing), otherwise the default list. Globs use path.Match,
+// where '*' does not cross '/'; a glob that is exactly "*" therefore gets
+// special meaning: every model, including ARNs (which contain '/'). An empty
+// model id is never allowed.
+func (c *Catalog) ModelAllowed(tier, modelID string) bool {
+	if modelID == "" {
+		return false
+	}
+	globs, ok := c.models[tier]
+	if !ok {
+		globs = c.defaultModels
+	}
+	for _, g := range globs {
+		if g == "*" {
+			return true
+		}
+		if ok, err := path.Match(g, modelID); err == nil && ok {
+			return true
+		}
+	}
+	return false
+}
+
+// CreditsOK reports whether the billing gate lets the account call models.
+// The gate is off unless BlockOnNoCredits is set; when on, a missing (nil)
+// or non-positive balance blocks.
+func (c *Catalog) CreditsOK(p tenant.Plan) bool {
+	if !c.blockNoCredit {
+		return true
+	}
+	return p.Balance != nil && *p.Balance > 0
+}
