@@ -1,0 +1,391 @@
+// Package cache owns the in-process cache in front of a tenant store: one
+// bounded TTL table per lookup kind, single flight per key, a shorter TTL for
+// "not found", and invalidation by change events (Postgres NOTIFY or a
+// tenants file reload). It also records store query latency and errors.
+package cache
+
+import (
+	"container/list"
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/singleflight"
+
+	"github.com/tenantgate/tenantgate/internal/tenant"
+)
+
+// Source is the store behind the cache.
+type Source interface {
+	PersonalAccount(ctx context.Context, userID string) (tenant.Account, error)
+	Account(ctx context.Context, accountID string) (tenant.Account, error)
+	Membership(ctx context.Context, accountID, userID string) (tenant.Role, error)
+	Plan(ctx context.Context, accountID string) (tenant.Plan, error)
+	APIKeyByPublic(ctx context.Context, publicKey string) (tenant.APIKey, error)
+	TouchAPIKeys(ctx context.Context, keyIDs []string, at time.Time) error
+	Route(ctx context.Context, accountID string) (tenant.Route, error)
+	Routes(ctx context.Context) ([]tenant.Route, error)
+	Ping(ctx context.Context) error
+	Close()
+}
+
+// Options configures a Cache.
+type Options struct {
+	// TTL of found entries; zero or negative disables caching.
+	TTL time.Duration
+	// NegativeTTL of "not found" entries; zero or negative disables them.
+	NegativeTTL time.Duration
+	// MaxEntries bounds each lookup kind (default 10000).
+	MaxEntries int
+	// Metrics may be nil.
+	Metrics *Metrics
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+}
+
+// Event says which cached rows changed. Table is the unqualified table name
+// (accounts, account_user, credit_accounts, api_keys,
+// enterprise_bedrock_routing). Identifiers that are empty are unknown, in
+// which case every entry of the table is dropped.
+type Event struct {
+	Table     string `json:"table"`
+	AccountID string `json:"account_id,omitempty"`
+	UserID    string `json:"user_id,omitempty"`
+	PublicKey string `json:"public_key,omitempty"`
+	// All drops every entry of Table (TRUNCATE).
+	All bool `json:"all,omitempty"`
+}
+
+// Table names carried by events.
+const (
+	TableAccounts    = "accounts"
+	TableAccountUser = "account_user"
+	TableCredit      = "credit_accounts"
+	TableAPIKeys     = "api_keys"
+	TableRouting     = "enterprise_bedrock_routing"
+)
+
+// Cache wraps a Source. It implements the same lookups plus Invalidate and
+// Flush. It is safe for concurrent use.
+type Cache struct {
+	src     Source
+	opts    Options
+	metrics *Metrics
+
+	personal *table[tenant.Account]
+	account  *table[tenant.Account]
+	member   *table[tenant.Role]
+	plan     *table[tenant.Plan]
+	apikey   *table[tenant.APIKey]
+	route    *table[tenant.Route]
+	routes   *table[[]tenant.Route]
+
+	closeOnce sync.Once
+	onClose   []func()
+}
+
+// New wraps src.
+func New(src Source, opts Options) *Cache {
+	if opts.MaxEntries <= 0 {
+		opts.MaxEntries = 10000
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	c := &Cache{src: src, opts: opts, metrics: opts.Metrics}
+	c.personal = newTable[tenant.Account]("personal_account", c)
+	c.account = newTable[tenant.Account]("account", c)
+	c.member = newTable[tenant.Role]("membership", c)
+	c.plan = newTable[tenant.Plan]("plan", c)
+	c.apikey = newTable[tenant.APIKey]("api_key", c)
+	c.route = newTable[tenant.Route]("route", c)
+	c.routes = newTable[[]tenant.Route]("routes", c)
+	return c
+}
+
+// OnClose registers f to run (once, in order) when Close is called, before
+// the source is closed. Used to stop invalidation listeners.
+func (c *Cache) OnClose(f func()) { c.onClose = append(c.onClose, f) }
+
+// PersonalAccount returns the personal account of userID.
+func (c *Cache) PersonalAccount(ctx context.Context, userID string) (tenant.Account, error) {
+	return c.personal.get(ctx, userID, func(ctx context.Context) (tenant.Account, error) {
+		return c.src.PersonalAccount(ctx, userID)
+	})
+}
+
+// Account returns the account accountID.
+func (c *Cache) Account(ctx context.Context, accountID string) (tenant.Account, error) {
+	return c.account.get(ctx, accountID, func(ctx context.Context) (tenant.Account, error) {
+		return c.src.Account(ctx, accountID)
+	})
+}
+
+// Membership returns userID's role in accountID.
+func (c *Cache) Membership(ctx context.Context, accountID, userID string) (tenant.Role, error) {
+	return c.member.get(ctx, memberKey(accountID, userID), func(ctx context.Context) (tenant.Role, error) {
+		return c.src.Membership(ctx, accountID, userID)
+	})
+}
+
+func memberKey(accountID, userID string) string { return accountID + "\x00" + userID }
+
+// Plan returns the plan of accountID.
+func (c *Cache) Plan(ctx context.Context, accountID string) (tenant.Plan, error) {
+	return c.plan.get(ctx, accountID, func(ctx context.Context) (tenant.Plan, error) {
+		return c.src.Plan(ctx, accountID)
+	})
+}
+
+// APIKeyByPublic returns the API key with the public part publicKey.
+func (c *Cache) APIKeyByPublic(ctx context.Context, publicKey string) (tenant.APIKey, error) {
+	return c.apikey.get(ctx, publicKey, func(ctx context.Context) (tenant.APIKey, error) {
+		return c.src.APIKeyByPublic(ctx, publicKey)
+	})
+}
+
+// TouchAPIKeys is passed through uncached.
+func (c *Cache) TouchAPIKeys(ctx context.Context, keyIDs []string, at time.Time) error {
+	start := c.opts.Now()
+	err := c.src.TouchAPIKeys(ctx, keyIDs, at)
+	c.metrics.observe("touch_api_keys", start, c.opts.Now(), err)
+	return err
+}
+
+// Route returns the routing row of accountID (enabled or not).
+func (c *Cache) Route(ctx context.Context, accountID string) (tenant.Route, error) {
+	return c.route.get(ctx, accountID, func(ctx context.Context) (tenant.Route, error) {
+		return c.src.Route(ctx, accountID)
+	})
+}
+
+// Routes returns all enabled routes. The slice is the caller's.
+func (c *Cache) Routes(ctx context.Context) ([]tenant.Route, error) {
+	rs, err := c.routes.get(ctx, "", func(ctx context.Context) ([]tenant.Route, error) {
+		return c.src.Routes(ctx)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return append([]tenant.Route(nil), rs...), nil
+}
+
+// Ping checks the source.
+func (c *Cache) Ping(ctx context.Context) error { return c.src.Ping(ctx) }
+
+// Close stops the registered listeners and closes the source.
+func (c *Cache) Close() {
+	c.closeOnce.Do(func() {
+		for _, f := range c.onClose {
+			f()
+		}
+		c.src.Close()
+	})
+}
+
+// Flush drops every cached entry.
+func (c *Cache) Flush() {
+	c.personal.flush()
+	c.account.flush()
+	c.member.flush()
+	c.plan.flush()
+	c.apikey.flush()
+	c.route.flush()
+	c.routes.flush()
+	c.metrics.invalidated("flush")
+}
+
+// Invalidate drops the entries ev affects.
+func (c *Cache) Invalidate(ev Event) {
+	switch ev.Table {
+	case TableAccounts:
+		switch {
+		case ev.All || ev.AccountID == "" || ev.UserID == "":
+			c.account.flush()
+			c.personal.flush()
+		default:
+			c.account.remove(ev.AccountID)
+			c.personal.remove(ev.UserID)
+			c.personal.removeWhere(func(_ string, a tenant.Account) bool { return a.ID == ev.AccountID })
+		}
+	case TableAccountUser:
+		switch {
+		case ev.All || ev.AccountID == "":
+			c.member.flush()
+		case ev.UserID == "":
+			prefix := ev.AccountID + "\x00"
+			c.member.removeWhere(func(k string, _ tenant.Role) bool { return len(k) >= len(prefix) && k[:len(prefix)] == prefix })
+		default:
+			c.member.remove(memberKey(ev.AccountID, ev.UserID))
+		}
+	case TableCredit:
+		if ev.All || ev.AccountID == "" {
+			c.plan.flush()
+		} else {
+			c.plan.remove(ev.AccountID)
+		}
+	case TableAPIKeys:
+		if ev.All || ev.PublicKey == "" {
+			c.apikey.flush()
+		} else {
+			c.apikey.remove(ev.PublicKey)
+		}
+	case TableRouting:
+		if ev.All || ev.AccountID == "" {
+			c.route.flush()
+		} else {
+			c.route.remove(ev.AccountID)
+		}
+		c.routes.flush()
+	default:
+		c.Flush()
+		return
+	}
+	c.metrics.invalidated(ev.Table)
+}
+
+type entry[V any] struct {
+	key      string
+	val      V
+	notFound bool
+	expires  time.Time
+}
+
+// table is one bounded LRU of a lookup kind. gen changes on every
+// invalidation so that a load started before it is not stored after it.
+type table[V any] struct {
+	kind string
+	c    *Cache
+
+	mu    sync.Mutex
+	gen   uint64
+	items map[string]*list.Element
+	lru   *list.List
+	sf    singleflight.Group
+}
+
+func newTable[V any](kind string, c *Cache) *table[V] {
+	return &table[V]{kind: kind, c: c, items: map[string]*list.Element{}, lru: list.New()}
+}
+
+type result[V any] struct {
+	val V
+	err error
+}
+
+func (t *table[V]) get(ctx context.Context, key string, load func(context.Context) (V, error)) (V, error) {
+	now := t.c.opts.Now()
+	t.mu.Lock()
+	if el, ok := t.items[key]; ok {
+		e := el.Value.(*entry[V])
+		if now.Before(e.expires) {
+			t.lru.MoveToFront(el)
+			t.mu.Unlock()
+			t.c.metrics.hit(t.kind)
+			if e.notFound {
+				var zero V
+				return zero, tenant.ErrNotFound
+			}
+			return e.val, nil
+		}
+		t.lru.Remove(el)
+		delete(t.items, key)
+	}
+	gen := t.gen
+	t.mu.Unlock()
+	t.c.metrics.miss(t.kind)
+
+	// The flight key carries the generation: callers arriving after an
+	// invalidation start a fresh load instead of joining a stale one.
+	ch := t.sf.DoChan(fmt.Sprintf("%d\x00%s", gen, key), func() (any, error) {
+		// Detached from the first caller's cancellation so that one caller
+		// giving up does not fail the others; the source bounds its queries.
+		lctx := context.WithoutCancel(ctx)
+		start := t.c.opts.Now()
+		v, err := load(lctx)
+		end := t.c.opts.Now()
+		t.c.metrics.observe(t.kind, start, end, err)
+		t.store(gen, key, v, err, end)
+		return result[V]{val: v, err: err}, nil
+	})
+	select {
+	case <-ctx.Done():
+		var zero V
+		return zero, fmt.Errorf("store %s lookup: %w", t.kind, ctx.Err())
+	case r := <-ch:
+		res := r.Val.(result[V])
+		return res.val, res.err
+	}
+}
+
+func (t *table[V]) store(gen uint64, key string, v V, err error, now time.Time) {
+	var ttl time.Duration
+	notFound := false
+	switch {
+	case err == nil:
+		ttl = t.c.opts.TTL
+	case errors.Is(err, tenant.ErrNotFound):
+		ttl = t.c.opts.NegativeTTL
+		notFound = true
+	default:
+		return // outages are never cached
+	}
+	if ttl <= 0 {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.gen != gen {
+		return
+	}
+	e := &entry[V]{key: key, val: v, notFound: notFound, expires: now.Add(ttl)}
+	if el, ok := t.items[key]; ok {
+		el.Value = e
+		t.lru.MoveToFront(el)
+		return
+	}
+	t.items[key] = t.lru.PushFront(e)
+	for t.lru.Len() > t.c.opts.MaxEntries {
+		old := t.lru.Back()
+		t.lru.Remove(old)
+		delete(t.items, old.Value.(*entry[V]).key)
+	}
+}
+
+func (t *table[V]) remove(key string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.gen++
+	if el, ok := t.items[key]; ok {
+		t.lru.Remove(el)
+		delete(t.items, key)
+	}
+}
+
+func (t *table[V]) removeWhere(match func(key string, v V) bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.gen++
+	for k, el := range t.items {
+		if e := el.Value.(*entry[V]); match(k, e.val) {
+			t.lru.Remove(el)
+			delete(t.items, k)
+		}
+	}
+}
+
+func (t *table[V]) flush() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.gen++
+	t.items = map[string]*list.Element{}
+	t.lru.Init()
+}
+
+func (t *table[V]) len() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.items)
+}
