@@ -1,0 +1,378 @@
+package extproc
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	filterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+
+	"github.com/tenantgate/tenantgate/internal/awscreds"
+	"github.com/tenantgate/tenantgate/internal/bedrockpath"
+	"github.com/tenantgate/tenantgate/internal/config"
+	"github.com/tenantgate/tenantgate/internal/identity"
+	"github.com/tenantgate/tenantgate/internal/sigv4sign"
+	"github.com/tenantgate/tenantgate/internal/tenant"
+)
+
+// Identity kinds: whose AWS credentials sign a request.
+const (
+	KindTenant   = "tenant"
+	KindPlatform = "platform"
+	kindNone     = "none"
+)
+
+// streamState carries one request from its headers to its body.
+type streamState struct {
+	pending *pending
+	done    bool
+}
+
+// pending is a request whose headers were accepted and whose body is awaited.
+type pending struct {
+	method  string
+	path    string
+	headers map[string][]string
+	op      bedrockpath.Request
+	choice  choice
+	body    []byte
+	start   time.Time
+}
+
+// choice is the AWS identity and region chosen for a request.
+type choice struct {
+	kind    string
+	region  string
+	creds   aws.Credentials
+	account string
+}
+
+// reject is a request refused with an immediate response.
+type reject struct {
+	status  int
+	code    string
+	message string
+	outcome string
+}
+
+func (r *reject) Error() string { return r.code }
+
+func newReject(status int, code, message string) *reject {
+	return &reject{status: status, code: code, message: message, outcome: code}
+}
+
+// processingMode is the filter's configured mode with buffered request body.
+var bufferedMode = &filterv3.ProcessingMode{
+	RequestHeaderMode:   filterv3.ProcessingMode_SEND,
+	ResponseHeaderMode:  filterv3.ProcessingMode_SKIP,
+	RequestBodyMode:     filterv3.ProcessingMode_BUFFERED,
+	ResponseBodyMode:    filterv3.ProcessingMode_NONE,
+	RequestTrailerMode:  filterv3.ProcessingMode_SKIP,
+	ResponseTrailerMode: filterv3.ProcessingMode_SKIP,
+}
+
+func (s *Server) handle(ctx context.Context, st *streamState, req *extprocv3.ProcessingRequest) *extprocv3.ProcessingResponse {
+	switch r := req.GetRequest().(type) {
+	case *extprocv3.ProcessingRequest_RequestHeaders:
+		return s.onHeaders(ctx, st, req, r.RequestHeaders)
+	case *extprocv3.ProcessingRequest_RequestBody:
+		return s.onBody(ctx, st, r.RequestBody)
+	case *extprocv3.ProcessingRequest_RequestTrailers:
+		return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_RequestTrailers{RequestTrailers: &extprocv3.TrailersResponse{}}}
+	case *extprocv3.ProcessingRequest_ResponseHeaders:
+		return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_ResponseHeaders{ResponseHeaders: &extprocv3.HeadersResponse{}}}
+	case *extprocv3.ProcessingRequest_ResponseBody:
+		return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_ResponseBody{ResponseBody: &extprocv3.BodyResponse{}}}
+	case *extprocv3.ProcessingRequest_ResponseTrailers:
+		return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_ResponseTrailers{ResponseTrailers: &extprocv3.TrailersResponse{}}}
+	default:
+		st.done = true
+		return s.immediate(ctx, newReject(500, "internal", "unexpected processing message"), kindNone, "")
+	}
+}
+
+func (s *Server) onHeaders(ctx context.Context, st *streamState, req *extprocv3.ProcessingRequest, h *extprocv3.HttpHeaders) *extprocv3.ProcessingResponse {
+	start := s.now()
+	hdrs := headerMap(h.GetHeaders())
+	first := func(name string) string {
+		if v := hdrs[name]; len(v) > 0 {
+			return v[0]
+		}
+		return ""
+	}
+	fail := func(r *reject, kind, region string) *extprocv3.ProcessingResponse {
+		st.done = true
+		return s.immediate(ctx, r, kind, region)
+	}
+
+	id, err := s.identity(req, first)
+	if err != nil {
+		return fail(newReject(403, "no_tenant", "request carries no verified tenant"), kindNone, "")
+	}
+	method, path := first(":method"), first(":path")
+	op, err := bedrockpath.Parse(method, path)
+	if err != nil {
+		return fail(newReject(404, "unsupported_operation", "not a supported Bedrock runtime operation"), kindNone, "")
+	}
+	if op.Op == bedrockpath.InvokeModelWithBidirectionalStream {
+		return fail(newReject(501, "not_implemented", "bidirectional streaming is not supported"), kindNone, "")
+	}
+	if cl := first("content-length"); cl != "" {
+		n, err := strconv.ParseInt(strings.TrimSpace(cl), 10, 64)
+		if err != nil || n < 0 {
+			return fail(newReject(400, "bad_request", "invalid content-length"), kindNone, "")
+		}
+		if n > s.cfg.MaxBodyBytes {
+			return fail(newReject(413, "body_too_large", fmt.Sprintf("request body exceeds %d bytes", s.cfg.MaxBodyBytes)), kindNone, "")
+		}
+	}
+	ch, rej := s.choose(ctx, id)
+	if rej != nil {
+		return fail(rej, ch.kind, ch.region)
+	}
+	p := &pending{method: method, path: path, headers: hdrs, op: op, choice: ch, start: start}
+	if h.GetEndOfStream() {
+		mut, rej := s.sign(ctx, p, sigv4sign.EmptyPayloadHash)
+		if rej != nil {
+			return fail(rej, ch.kind, ch.region)
+		}
+		st.done = true
+		return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_RequestHeaders{
+			RequestHeaders: &extprocv3.HeadersResponse{Response: signedResponse(mut)},
+		}}
+	}
+	st.pending = p
+	// The caller's credentials are removed now, so that they cannot reach
+	// AWS even if Envoy never delivers the body; the signature follows in
+	// the reply to the buffered body.
+	return &extprocv3.ProcessingResponse{
+		Response: &extprocv3.ProcessingResponse_RequestHeaders{RequestHeaders: &extprocv3.HeadersResponse{
+			Response: &extprocv3.CommonResponse{HeaderMutation: &extprocv3.HeaderMutation{RemoveHeaders: s.removals(hdrs, nil)}},
+		}},
+		ModeOverride: bufferedMode,
+	}
+}
+
+func (s *Server) onBody(ctx context.Context, st *streamState, b *extprocv3.HttpBody) *extprocv3.ProcessingResponse {
+	p := st.pending
+	if p == nil {
+		st.done = true
+		return s.immediate(ctx, newReject(500, "internal", "request body without accepted headers"), kindNone, "")
+	}
+	if int64(len(p.body))+int64(len(b.GetBody())) > s.cfg.MaxBodyBytes {
+		st.done, st.pending = true, nil
+		return s.immediate(ctx, newReject(413, "body_too_large", fmt.Sprintf("request body exceeds %d bytes", s.cfg.MaxBodyBytes)), p.choice.kind, p.choice.region)
+	}
+	p.body = append(p.body, b.GetBody()...)
+	if !b.GetEndOfStream() {
+		return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_RequestBody{RequestBody: &extprocv3.BodyResponse{}}}
+	}
+	st.pending = nil
+	mut, rej := s.sign(ctx, p, sigv4sign.PayloadHash(p.body))
+	if rej != nil {
+		st.done = true
+		return s.immediate(ctx, rej, p.choice.kind, p.choice.region)
+	}
+	st.done = true
+	return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_RequestBody{
+		RequestBody: &extprocv3.BodyResponse{Response: signedResponse(mut)},
+	}}
+}
+
+func (s *Server) identity(req *extprocv3.ProcessingRequest, get func(string) string) (identity.Identity, error) {
+	if s.cfg.TenantSource == config.TenantFromHeaders {
+		return identity.FromHeaders(get)
+	}
+	md := req.GetMetadataContext().GetFilterMetadata()[identity.MetadataNamespace]
+	return identity.FromStruct(md)
+}
+
+// choose picks whose credentials sign the request and in which region.
+func (s *Server) choose(ctx context.Context, id identity.Identity) (choice, *reject) {
+	platform := func() (choice, *reject) {
+		ch := choice{kind: KindPlatform, region: s.cfg.DefaultRegion, account: id.AccountID}
+		creds, err := s.platform.Retrieve(ctx)
+		if err != nil {
+			s.log.ErrorContext(ctx, "platform credentials unavailable", "account_id", id.AccountID, "error", err)
+			return ch, newReject(502, "platform_credentials_unavailable", "platform AWS credentials are unavailable")
+		}
+		ch.creds = creds
+		return ch, nil
+	}
+	if !id.Enterprise {
+		return platform()
+	}
+	route, err := s.routes.Route(ctx, id.AccountID)
+	switch {
+	case errors.Is(err, tenant.ErrNotFound):
+		route = tenant.Route{}
+	case err != nil:
+		s.log.ErrorContext(ctx, "routing lookup failed", "account_id", id.AccountID, "error", err)
+		return choice{kind: KindTenant, account: id.AccountID}, newReject(503, "unavailable", "tenant routing is temporarily unavailable")
+	}
+	if !route.Enabled || route.RoleARN == "" {
+		if s.cfg.EnterpriseWithoutRoute == config.NoRouteDeny {
+			return choice{kind: kindNone, account: id.AccountID}, newReject(403, "no_tenant_route", "no enabled Bedrock routing for this account")
+		}
+		return platform()
+	}
+	region := route.Region
+	if region == "" {
+		region = s.cfg.DefaultRegion
+	}
+	ch := choice{kind: KindTenant, region: region, account: id.AccountID}
+	if !config.ValidRegion(region) {
+		// The region becomes part of the upstream host: never trust a
+		// malformed one.
+		s.log.ErrorContext(ctx, "routing row has an invalid region", "account_id", id.AccountID)
+		ch.region = ""
+		return ch, newReject(502, "tenant_credentials_unavailable", "tenant routing is misconfigured")
+	}
+	creds, err := s.creds.Credentials(ctx, route, region)
+	if err != nil {
+		if errors.Is(err, awscreds.ErrRoleDenied) {
+			return ch, newReject(403, "tenant_role_denied", "the tenant's AWS role refused access")
+		}
+		s.log.WarnContext(ctx, "tenant credentials unavailable", "account_id", id.AccountID, "region", region, "error", err)
+		return ch, newReject(502, "tenant_credentials_unavailable", "tenant AWS credentials are unavailable")
+	}
+	ch.creds = creds
+	return ch, nil
+}
+
+// sign signs p with payloadHash and returns the header mutation to apply.
+func (s *Server) sign(ctx context.Context, p *pending, payloadHash string) (*extprocv3.HeaderMutation, *reject) {
+	host := s.cfg.Host(p.choice.region)
+	set := map[string]bool{":authority": true, sigv4sign.HeaderAuthorization: true, sigv4sign.HeaderAmzDate: true}
+	remove := s.removals(p.headers, set)
+	removed := make(map[string]bool, len(remove))
+	for _, r := range remove {
+		removed[r] = true
+	}
+	signHeaders := make(map[string][]string)
+	for k, v := range p.headers {
+		if !removed[k] && !strings.HasPrefix(k, ":") {
+			signHeaders[k] = v
+		}
+	}
+	res, err := s.signer.Sign(ctx, p.choice.creds, p.choice.region, sigv4sign.Request{
+		Method: p.method, Host: host, Path: p.path, Header: signHeaders, PayloadHash: payloadHash,
+	}, s.now())
+	s.signing.WithLabelValues(p.choice.kind).Observe(s.now().Sub(p.start).Seconds())
+	if err != nil {
+		s.log.WarnContext(ctx, "request cannot be signed", "account_id", p.choice.account, "operation", string(p.op.Op), "error", err)
+		return nil, newReject(400, "bad_request", "request cannot be forwarded")
+	}
+	m := &extprocv3.HeaderMutation{}
+	add := func(k, v string) {
+		m.SetHeaders = append(m.SetHeaders, &corev3.HeaderValueOption{
+			Header:       &corev3.HeaderValue{Key: k, RawValue: []byte(v)},
+			AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD,
+		})
+	}
+	add(":authority", host)
+	add(sigv4sign.HeaderAuthorization, res.Authorization)
+	add(sigv4sign.HeaderAmzDate, res.AmzDate)
+	if res.SecurityToken != "" {
+		add(sigv4sign.HeaderSecurityToken, res.SecurityToken)
+	} else if _, ok := p.headers[sigv4sign.HeaderSecurityToken]; ok {
+		remove = appendOnce(remove, sigv4sign.HeaderSecurityToken)
+	}
+	m.RemoveHeaders = remove
+	s.requests.WithLabelValues("signed", p.choice.kind, p.choice.region).Inc()
+	s.log.InfoContext(ctx, "bedrock request signed",
+		slog.String("account_id", p.choice.account), slog.String("region", p.choice.region),
+		slog.String("operation", string(p.op.Op)), slog.String("model", p.op.ModelID),
+		slog.String("signer", p.choice.kind))
+	return m, nil
+}
+
+// builtinStrip are caller headers never forwarded to AWS.
+var builtinStrip = []string{"authorization", "x-api-key", "x-service-key", "cookie", "proxy-authorization"}
+
+// removals lists the caller's headers to drop, except those in keep (which
+// the mutation overwrites).
+func (s *Server) removals(hdrs map[string][]string, keep map[string]bool) []string {
+	var out []string
+	drop := func(name string) {
+		if _, present := hdrs[name]; present && !keep[name] {
+			out = appendOnce(out, name)
+		}
+	}
+	for _, n := range builtinStrip {
+		drop(n)
+	}
+	for _, n := range s.strip {
+		drop(n)
+	}
+	if !s.cfg.KeepIdentityHeaders {
+		for _, n := range identity.Headers {
+			drop(n)
+		}
+	}
+	if _, ok := hdrs["host"]; ok {
+		out = appendOnce(out, "host")
+	}
+	for name := range hdrs {
+		if strings.HasPrefix(name, "x-amz-") || strings.HasPrefix(name, "x-tenantgate-") {
+			drop(name)
+		}
+	}
+	return out
+}
+
+func appendOnce(list []string, v string) []string {
+	for _, x := range list {
+		if x == v {
+			return list
+		}
+	}
+	return append(list, v)
+}
+
+func signedResponse(m *extprocv3.HeaderMutation) *extprocv3.CommonResponse {
+	return &extprocv3.CommonResponse{HeaderMutation: m, ClearRouteCache: true}
+}
+
+// immediate answers the client directly with a JSON error.
+func (s *Server) immediate(ctx context.Context, r *reject, kind, region string) *extprocv3.ProcessingResponse {
+	s.requests.WithLabelValues(r.outcome, kind, region).Inc()
+	s.log.InfoContext(ctx, "bedrock request rejected", "status", r.status, "error", r.code, "signer", kind, "region", region)
+	body, _ := json.Marshal(map[string]string{"error": r.code, "message": r.message})
+	return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_ImmediateResponse{
+		ImmediateResponse: &extprocv3.ImmediateResponse{
+			Status: &typev3.HttpStatus{Code: typev3.StatusCode(r.status)},
+			Headers: &extprocv3.HeaderMutation{SetHeaders: []*corev3.HeaderValueOption{{
+				Header:       &corev3.HeaderValue{Key: "content-type", RawValue: []byte("application/json")},
+				AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD,
+			}}},
+			Body:    body,
+			Details: "tenantgate_" + r.code,
+		},
+	}}
+}
+
+// headerMap returns Envoy's headers by lower-case name, values in order.
+func headerMap(hm *corev3.HeaderMap) map[string][]string {
+	out := make(map[string][]string)
+	for _, h := range hm.GetHeaders() {
+		v := string(h.GetRawValue())
+		if len(h.GetRawValue()) == 0 {
+			v = h.GetValue()
+		}
+		k := toLower(h.GetKey())
+		out[k] = append(out[k], v)
+	}
+	return out
+}
+
+func toLower(s string) string { return strings.ToLower(s) }

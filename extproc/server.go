@@ -1,0 +1,164 @@
+// Package extproc owns tenantgate's Envoy ext_proc server for Bedrock runtime
+// traffic: it reads the verified tenant that ext_authz attached to the
+// request, picks the AWS identity the request must carry upstream (the
+// tenant's assumed role for enterprise tenants with a routing row, otherwise
+// the platform's own credentials), strips every caller credential and
+// re-signs the request with SigV4 for the upstream Bedrock host.
+package extproc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/tenantgate/tenantgate/internal/config"
+	"github.com/tenantgate/tenantgate/internal/sigv4sign"
+	"github.com/tenantgate/tenantgate/internal/tenant"
+)
+
+// RouteStore reads enterprise_bedrock_routing rows. tenant.ErrNotFound means
+// no row; any other error means the store is unavailable.
+type RouteStore interface {
+	Route(ctx context.Context, accountID string) (tenant.Route, error)
+}
+
+// TenantCredentials returns temporary credentials of a tenant's role.
+// Errors wrap awscreds.ErrRoleDenied or awscreds.ErrUnavailable.
+type TenantCredentials interface {
+	Credentials(ctx context.Context, route tenant.Route, region string) (aws.Credentials, error)
+}
+
+// Options configures a Server.
+type Options struct {
+	Config config.ExtProc
+	// StripHeaders are removed from every forwarded request in addition to
+	// the built-in list; include the service API key header when it is not
+	// x-service-key.
+	StripHeaders []string
+	// Platform provides the platform's own credentials (the SDK default
+	// chain); it is wrapped in an aws.CredentialsCache when it is not one.
+	Platform   aws.CredentialsProvider
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+	Now        func() time.Time
+}
+
+// Server is the ext_proc gRPC service.
+type Server struct {
+	cfg      config.ExtProc
+	strip    []string
+	platform aws.CredentialsProvider
+	routes   RouteStore
+	creds    TenantCredentials
+	signer   *sigv4sign.Signer
+	log      *slog.Logger
+	now      func() time.Time
+
+	requests *prometheus.CounterVec
+	signing  *prometheus.HistogramVec
+}
+
+// New returns a Server. routes and creds are needed only for enterprise
+// tenants but must not be nil.
+func New(opts Options, routes RouteStore, creds TenantCredentials) (*Server, error) {
+	if routes == nil || creds == nil {
+		return nil, errors.New("extproc: route store and tenant credentials are required")
+	}
+	if opts.Platform == nil {
+		return nil, errors.New("extproc: platform credentials provider is required")
+	}
+	cfg := opts.Config
+	if cfg.DefaultRegion == "" || !config.ValidRegion(cfg.DefaultRegion) {
+		return nil, fmt.Errorf("extproc: default region %q is not a region", cfg.DefaultRegion)
+	}
+	if cfg.EndpointTemplate == "" || cfg.SigningName == "" {
+		return nil, errors.New("extproc: endpoint template and signing name are required (apply config defaults)")
+	}
+	platform := opts.Platform
+	if _, ok := platform.(*aws.CredentialsCache); !ok {
+		platform = aws.NewCredentialsCache(platform)
+	}
+	s := &Server{
+		cfg:      cfg,
+		strip:    lowerAll(opts.StripHeaders),
+		platform: platform,
+		routes:   routes,
+		creds:    creds,
+		signer:   sigv4sign.New(cfg.SigningName),
+		log:      opts.Logger,
+		now:      opts.Now,
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tenantgate_extproc_requests_total",
+			Help: "Bedrock requests seen by ext_proc by outcome, identity kind (tenant, platform, none) and region.",
+		}, []string{"outcome", "kind", "region"}),
+		signing: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "tenantgate_extproc_signing_seconds",
+			Help:    "Time to choose credentials and sign a request, by identity kind.",
+			Buckets: []float64{.0005, .001, .005, .01, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"kind"}),
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if opts.Registerer != nil {
+		if err := opts.Registerer.Register(s.requests); err != nil {
+			return nil, fmt.Errorf("extproc: register metrics: %w", err)
+		}
+		if err := opts.Registerer.Register(s.signing); err != nil {
+			return nil, fmt.Errorf("extproc: register metrics: %w", err)
+		}
+	}
+	return s, nil
+}
+
+// Register adds the ExternalProcessor service to g.
+func (s *Server) Register(g *grpc.Server) {
+	extprocv3.RegisterExternalProcessorServer(g, s)
+}
+
+// Process handles one HTTP request's ext_proc stream.
+func (s *Server) Process(stream extprocv3.ExternalProcessor_ProcessServer) error {
+	ctx := stream.Context()
+	st := &streamState{}
+	for {
+		req, err := stream.Recv()
+		if err != nil {
+			if errors.Is(err, io.EOF) || ctx.Err() != nil || status.Code(err) == codes.Canceled {
+				return nil
+			}
+			s.log.WarnContext(ctx, "ext_proc receive failed", "error", err)
+			return fmt.Errorf("extproc: receive: %w", err)
+		}
+		resp := s.handle(ctx, st, req)
+		if err := stream.Send(resp); err != nil {
+			if ctx.Err() != nil || status.Code(err) == codes.Canceled {
+				return nil
+			}
+			s.log.WarnContext(ctx, "ext_proc send failed", "error", err)
+			return fmt.Errorf("extproc: send: %w", err)
+		}
+	}
+}
+
+func lowerAll(in []string) []string {
+	out := make([]string, 0, len(in))
+	for _, s := range in {
+		if s != "" {
+			out = append(out, toLower(s))
+		}
+	}
+	return out
+}
