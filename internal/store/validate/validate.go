@@ -1,0 +1,61 @@
+// Package validate owns the syntax checks tenantgate applies to identifiers
+// before they reach a store: UUIDs, IAM role ARNs, STS external IDs, AWS
+// regions and platform API key parts. Checking first keeps malformed input
+// from turning into database errors that look like an outage.
+package validate
+
+import (
+	"regexp"
+	"strings"
+	"unicode/utf8"
+)
+
+var (
+	uuidRe       = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
+	roleARNRe    = regexp.MustCompile(`^arn:aws(-[a-z]+)*:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]{1,512}$`)
+	externalIDRe = regexp.MustCompile(`^[A-Za-z0-9+=,.@:/_-]+$`)
+	regionRe     = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-[0-9]$`)
+	publicKeyRe  = regexp.MustCompile(`^pk_[A-Za-z0-9]{32}$`)
+	secretKeyRe  = regexp.MustCompile(`^sk_[A-Za-z0-9]{32}$`)
+	hexHashRe    = regexp.MustCompile(`^[0-9a-f]{64}$`)
+)
+
+// UUID reports whether s is a UUID in the canonical 8-4-4-4-12 form.
+func UUID(s string) bool { return uuidRe.MatchString(s) }
+
+// NormalizeUUID returns s in lowercase and whether it is a UUID.
+func NormalizeUUID(s string) (string, bool) {
+	if !UUID(s) {
+		return "", false
+	}
+	return strings.ToLower(s), true
+}
+
+// RoleARN reports whether s looks like an IAM role ARN (any AWS partition).
+// The database enforces the same pattern.
+func RoleARN(s string) bool { return roleARNRe.MatchString(s) }
+
+// ExternalID reports whether s is a valid STS ExternalId.
+func ExternalID(s string) bool {
+	return len(s) >= 2 && len(s) <= 1224 && externalIDRe.MatchString(s)
+}
+
+// Region reports whether s looks like an AWS region name.
+func Region(s string) bool { return regionRe.MatchString(s) }
+
+// PublicKey reports whether s is a platform API key public part: pk_ and
+// exactly 32 alphanumerics.
+func PublicKey(s string) bool { return publicKeyRe.MatchString(s) }
+
+// SecretKey reports whether s is a platform API key secret part: sk_ and
+// exactly 32 alphanumerics.
+func SecretKey(s string) bool { return secretKeyRe.MatchString(s) }
+
+// SecretHash reports whether s is a lowercase hex HMAC-SHA256.
+func SecretHash(s string) bool { return hexHashRe.MatchString(s) }
+
+// LookupText reports whether s can be sent to PostgreSQL as a text lookup
+// key: non-empty, at most max bytes, valid UTF-8 and free of NUL bytes.
+func LookupText(s string, max int) bool {
+	return s != "" && len(s) <= max && utf8.ValidString(s) && !strings.ContainsRune(s, 0)
+}

@@ -1,0 +1,78 @@
+package validate
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestValidators(t *testing.T) {
+	tests := []struct {
+		name string
+		f    func(string) bool
+		in   string
+		want bool
+	}{
+		{"uuid lower", UUID, "a0000000-0000-4000-8000-000000000001", true},
+		{"uuid upper", UUID, "A0000000-0000-4000-8000-00000000000F", true},
+		{"uuid short", UUID, "a0000000-0000-4000-8000-00000000001", false},
+		{"uuid braces", UUID, "{a0000000-0000-4000-8000-000000000001}", false},
+		{"uuid garbage", UUID, "not-a-uuid", false},
+		{"uuid sql", UUID, "' OR 1=1 --", false},
+		{"arn ok", RoleARN, "arn:aws:iam::111122223333:role/AcmeBedrockAccess", true},
+		{"arn path", RoleARN, "arn:aws:iam::111122223333:role/service/Acme_Role-1", true},
+		{"arn gov", RoleARN, "arn:aws-us-gov:iam::111122223333:role/R", true},
+		{"arn user", RoleARN, "arn:aws:iam::111122223333:user/alice", false},
+		{"arn short account", RoleARN, "arn:aws:iam::1111:role/R", false},
+		{"arn empty name", RoleARN, "arn:aws:iam::111122223333:role/", false},
+		{"external id", ExternalID, "acme-external-id-7f3c", true},
+		{"external id short", ExternalID, "a", false},
+		{"external id space", ExternalID, "acme id", false},
+		{"region", Region, "eu-west-1", true},
+		{"region gov", Region, "us-gov-west-1", true},
+		{"region bad", Region, "EU-WEST-1", false},
+		{"region none", Region, "", false},
+		{"public key", PublicKey, "pk_" + strings.Repeat("a", 32), true},
+		{"public key 33", PublicKey, "pk_" + strings.Repeat("a", 33), false},
+		{"public key 31", PublicKey, "pk_" + strings.Repeat("a", 31), false},
+		{"public key symbol", PublicKey, "pk_" + strings.Repeat("a", 31) + "-", false},
+		{"secret key", SecretKey, "sk_" + strings.Repeat("Z", 32), true},
+		{"secret key as public", PublicKey, "sk_" + strings.Repeat("Z", 32), false},
+		{"hash", SecretHash, strings.Repeat("0f", 32), true},
+		{"hash upper", SecretHash, strings.Repeat("0F", 32), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := tt.f(tt.in); got != tt.want {
+				t.Fatalf("%q: got %v, want %v", tt.in, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestNormalizeUUID(t *testing.T) {
+	got, ok := NormalizeUUID("A0000000-0000-4000-8000-00000000000F")
+	if !ok || got != "a0000000-0000-4000-8000-00000000000f" {
+		t.Fatalf("got %q %v", got, ok)
+	}
+	if _, ok := NormalizeUUID("x"); ok {
+		t.Fatal("accepted x")
+	}
+}
+
+func TestLookupText(t *testing.T) {
+	tests := []struct {
+		in   string
+		want bool
+	}{
+		{"pk_abc", true},
+		{"", false},
+		{"a\x00b", false},
+		{"\xff\xfe", false},
+		{strings.Repeat("a", 257), false},
+	}
+	for _, tt := range tests {
+		if got := LookupText(tt.in, 256); got != tt.want {
+			t.Errorf("LookupText(%q) = %v, want %v", tt.in, got, tt.want)
+		}
+	}
+}
