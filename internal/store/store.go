@@ -1,0 +1,125 @@
+// Package store owns where tenantgate reads tenants from: it opens the
+// PostgreSQL store (invalidated by LISTEN/NOTIFY), a tenants file (reloaded
+// on change) or the embedded demo tenants, always behind the in-process TTL
+// cache, and applies the database migrations.
+package store
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tenantgate/tenantgate/internal/config"
+	"github.com/tenantgate/tenantgate/internal/store/cache"
+	"github.com/tenantgate/tenantgate/internal/store/filestore"
+	"github.com/tenantgate/tenantgate/internal/store/pgstore"
+	"github.com/tenantgate/tenantgate/internal/tenant"
+)
+
+// Store is every lookup tenantgate makes, for wiring in cmd. Consumers
+// declare the subsets they use.
+type Store interface {
+	// PersonalAccount returns userID's personal account; tenant.ErrNotFound
+	// when there is none.
+	PersonalAccount(ctx context.Context, userID string) (tenant.Account, error)
+	// Account returns the account; tenant.ErrNotFound when missing.
+	Account(ctx context.Context, accountID string) (tenant.Account, error)
+	// Membership returns userID's role in accountID; tenant.ErrNotFound when
+	// the user is not a member.
+	Membership(ctx context.Context, accountID, userID string) (tenant.Role, error)
+	// Plan returns the account's plan; an account without a credit_accounts
+	// row has Tier tenant.NoTier and no error.
+	Plan(ctx context.Context, accountID string) (tenant.Plan, error)
+	// APIKeyByPublic returns the API key; tenant.ErrNotFound when missing.
+	APIKeyByPublic(ctx context.Context, publicKey string) (tenant.APIKey, error)
+	// TouchAPIKeys sets last_used_at of the keys in one update.
+	TouchAPIKeys(ctx context.Context, keyIDs []string, at time.Time) error
+	// Route returns the account's routing row, enabled or not;
+	// tenant.ErrNotFound when missing.
+	Route(ctx context.Context, accountID string) (tenant.Route, error)
+	// Routes returns all enabled routes.
+	Routes(ctx context.Context) ([]tenant.Route, error)
+	// Ping reports whether the store can answer.
+	Ping(ctx context.Context) error
+	// Close releases connections and stops background work.
+	Close()
+}
+
+// Any other error than tenant.ErrNotFound from a lookup means the store is
+// unavailable.
+var _ Store = (*cache.Cache)(nil)
+
+// Open opens the configured store behind the cache: PostgreSQL when
+// cfg.DatabaseURL is set, else cfg.TenantsFile, else the embedded demo
+// tenants (filestore.DefaultTenants). Metrics are registered on reg (may be
+// nil).
+func Open(ctx context.Context, cfg config.Store, logger *slog.Logger, reg prometheus.Registerer) (Store, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	metrics, err := cache.NewMetrics(reg)
+	if err != nil {
+		return nil, err
+	}
+	copts := cache.Options{
+		TTL:         cfg.CacheTTL.D(),
+		NegativeTTL: cfg.NegativeCacheTTL.D(),
+		Metrics:     metrics,
+	}
+	switch {
+	case cfg.DatabaseURL != "":
+		return openPostgres(ctx, cfg, copts, logger)
+	case cfg.TenantsFile != "":
+		var c *cache.Cache
+		fs, err := filestore.Open(ctx, cfg.TenantsFile, filestore.Options{
+			Logger:   logger.With("component", "tenants_file"),
+			OnReload: func() { c.Flush() },
+		})
+		if err != nil {
+			return nil, fmt.Errorf("store: %w", err)
+		}
+		c = cache.New(fs, copts)
+		logger.InfoContext(ctx, "store: tenants file", "path", cfg.TenantsFile)
+		return c, nil
+	default:
+		fs, err := filestore.Load(filestore.DefaultTenants)
+		if err != nil {
+			return nil, fmt.Errorf("store: embedded demo tenants: %w", err)
+		}
+		logger.WarnContext(ctx, "store: no database_url or tenants_file configured; serving the embedded DEMO tenants")
+		return cache.New(fs, copts), nil
+	}
+}
+
+func openPostgres(ctx context.Context, cfg config.Store, copts cache.Options, logger *slog.Logger) (Store, error) {
+	pg, err := pgstore.Open(ctx, cfg.DatabaseURL, pgstore.Options{
+		MaxConns:     cfg.MaxConns,
+		QueryTimeout: cfg.QueryTimeout.D(),
+		Logger:       logger.With("component", "pgstore"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	c := cache.New(pg, copts)
+	l, err := pgstore.StartListener(ctx, cfg.DatabaseURL, pgstore.ListenerOptions{
+		OnEvent: func(ev pgstore.Event) { c.Invalidate(cache.Event(ev)) },
+		OnReset: c.Flush,
+		Logger:  logger.With("component", "pgstore_listener"),
+	})
+	if err != nil {
+		pg.Close()
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	c.OnClose(l.Close)
+	logger.InfoContext(ctx, "store: postgres")
+	return c, nil
+}
+
+// Migrate applies the embedded migrations to databaseURL: the development
+// basejump schema first when withDevSchema, then the core set.
+func Migrate(ctx context.Context, databaseURL string, withDevSchema bool, logger *slog.Logger) error {
+	return pgstore.Migrate(ctx, databaseURL, withDevSchema, logger)
+}
