@@ -96,6 +96,7 @@ func TestVerify(t *testing.T) {
 		{"rs256 on mixed issuer", sign(t, rs, k.rsa1, hdr("kid", "rsa1"), stdClaims(f.mixIss)), "user-1", ""},
 		{"second configured audience", sign(t, rs, k.rsa1, hdr("kid", "rsa1"), with(c, "aud", []string{"other", "api"})), "user-1", ""},
 		{"expired within leeway", sign(t, rs, k.rsa1, hdr("kid", "rsa1"), with(c, "exp", t0.Add(-20*time.Second).Unix())), "user-1", ""},
+		{"iat within leeway", sign(t, rs, k.rsa1, hdr("kid", "rsa1"), with(c, "iat", t0.Add(20*time.Second).Unix())), "user-1", ""},
 		{"nbf within leeway", sign(t, rs, k.rsa1, hdr("kid", "rsa1"), with(c, "nbf", t0.Add(20*time.Second).Unix())), "user-1", ""},
 
 		{"alg none", noneTok(f.jwksIss), "", "invalid"},
