@@ -26,28 +26,22 @@ ALTER TABLE public.enterprise_bedrock_routing ADD COLUMN IF NOT EXISTS enabled b
 ALTER TABLE public.enterprise_bedrock_routing ADD COLUMN IF NOT EXISTS created_at timestamptz DEFAULT now();
 ALTER TABLE public.enterprise_bedrock_routing ADD COLUMN IF NOT EXISTS updated_at timestamptz DEFAULT now();
 
-DO $$
-BEGIN
-    IF NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conname = 'enterprise_bedrock_routing_role_arn_check'
-                   AND conrelid = 'public.enterprise_bedrock_routing'::regclass) THEN
-        ALTER TABLE public.enterprise_bedrock_routing
-            ADD CONSTRAINT enterprise_bedrock_routing_role_arn_check
-            CHECK (bedrock_role_arn ~ '^arn:aws(-[a-z]+)*:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]{1,512}$');
-    END IF;
-    IF NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conname = 'enterprise_bedrock_routing_region_check'
-                   AND conrelid = 'public.enterprise_bedrock_routing'::regclass) THEN
-        ALTER TABLE public.enterprise_bedrock_routing
-            ADD CONSTRAINT enterprise_bedrock_routing_region_check
-            CHECK (region IS NULL OR region ~ '^[a-z]{2}(-[a-z]+)+-[0-9]$');
-    END IF;
-    IF NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conname = 'enterprise_bedrock_routing_external_id_check'
-                   AND conrelid = 'public.enterprise_bedrock_routing'::regclass) THEN
-        ALTER TABLE public.enterprise_bedrock_routing
-            ADD CONSTRAINT enterprise_bedrock_routing_external_id_check
-            CHECK (bedrock_external_id IS NULL OR bedrock_external_id ~ '^[A-Za-z0-9+=,.@:/_-]{2,1224}$');
-    END IF;
-END
-$$;
+-- The checks are (re)created on every application so that a changed
+-- definition replaces the old one. PostgreSQL regular expressions allow at
+-- most 255 repetitions, so lengths are checked separately.
+ALTER TABLE public.enterprise_bedrock_routing
+    DROP CONSTRAINT IF EXISTS enterprise_bedrock_routing_role_arn_check,
+    DROP CONSTRAINT IF EXISTS enterprise_bedrock_routing_region_check,
+    DROP CONSTRAINT IF EXISTS enterprise_bedrock_routing_external_id_check;
+ALTER TABLE public.enterprise_bedrock_routing
+    ADD CONSTRAINT enterprise_bedrock_routing_role_arn_check
+        CHECK (bedrock_role_arn ~ '^arn:aws(-[a-z]+)*:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]+$'
+               AND char_length(bedrock_role_arn) <= 2048),
+    ADD CONSTRAINT enterprise_bedrock_routing_region_check
+        CHECK (region IS NULL OR region ~ '^[a-z]{2}(-[a-z]+)+-[0-9]$'),
+    ADD CONSTRAINT enterprise_bedrock_routing_external_id_check
+        CHECK (bedrock_external_id IS NULL OR (bedrock_external_id ~ '^[A-Za-z0-9+=,.@:/_-]+$'
+               AND char_length(bedrock_external_id) BETWEEN 2 AND 1224));
 
 CREATE OR REPLACE FUNCTION public.tenantgate_set_updated_at() RETURNS trigger
 LANGUAGE plpgsql AS $$
