@@ -22,7 +22,10 @@ type Service struct {
 	APIKeyHeader string `yaml:"api_key_header"`
 }
 
-// ServiceRole configures the Supabase service_role key.
+// ServiceRole configures the Supabase service_role key (an HS256 JWT with
+// role=service_role and no sub, verified with a configured issuer's HS256
+// secret; legacy keys carry iss "supabase"). When disabled, such tokens are
+// refused with 401 invalid_token wherever they appear.
 type ServiceRole struct {
 	Enabled bool `yaml:"enabled"`
 	// Principal is the name used in x-user-id and metrics (default supabase-service-role).
