@@ -81,6 +81,9 @@ func New(opts Options, routes RouteStore, creds TenantCredentials) (*Server, err
 	if cfg.DefaultRegion == "" || !config.ValidRegion(cfg.DefaultRegion) {
 		return nil, fmt.Errorf("extproc: default region %q is not a region", cfg.DefaultRegion)
 	}
+	if cfg.MaxBodyBytes <= 0 {
+		return nil, errors.New("extproc: max body bytes must be positive (apply config defaults)")
+	}
 	if cfg.EndpointTemplate == "" || cfg.SigningName == "" {
 		return nil, errors.New("extproc: endpoint template and signing name are required (apply config defaults)")
 	}
