@@ -114,9 +114,22 @@ func openPostgres(ctx context.Context, cfg config.Store, copts cache.Options, lo
 		return nil, fmt.Errorf("store: %w", err)
 	}
 	c.OnClose(l.Close)
+	// Wait briefly for LISTEN so that invalidation covers the first lookups;
+	// if it is late the listener keeps retrying and flushes when it connects.
+	select {
+	case <-l.Ready():
+	case <-ctx.Done():
+		c.Close()
+		return nil, fmt.Errorf("store: waiting for the invalidation listener: %w", ctx.Err())
+	case <-time.After(listenerWait):
+		logger.WarnContext(ctx, "store: invalidation listener not ready yet; continuing", "waited", listenerWait)
+	}
 	logger.InfoContext(ctx, "store: postgres")
 	return c, nil
 }
+
+// listenerWait bounds how long Open waits for LISTEN to become active.
+const listenerWait = 5 * time.Second
 
 // Migrate applies the embedded migrations to databaseURL: the development
 // basejump schema first when withDevSchema, then the core set.

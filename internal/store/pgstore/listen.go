@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -72,9 +73,14 @@ type ListenerOptions struct {
 
 // Listener holds a dedicated connection LISTENing on Channel.
 type Listener struct {
-	cancel context.CancelFunc
-	done   chan struct{}
+	cancel    context.CancelFunc
+	done      chan struct{}
+	ready     chan struct{}
+	readyOnce sync.Once
 }
+
+// Ready is closed once LISTEN has been active for the first time.
+func (l *Listener) Ready() <-chan struct{} { return l.ready }
 
 // StartListener connects in the background and keeps a LISTEN connection
 // until Close, reconnecting with exponential backoff.
@@ -103,7 +109,7 @@ func StartListener(ctx context.Context, databaseURL string, opts ListenerOptions
 		opts.OnReset = func() {}
 	}
 	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	l := &Listener{cancel: cancel, done: make(chan struct{})}
+	l := &Listener{cancel: cancel, done: make(chan struct{}), ready: make(chan struct{})}
 	go l.run(ctx, cfg, opts)
 	return l, nil
 }
@@ -153,6 +159,7 @@ func (l *Listener) session(ctx context.Context, cfg *pgx.ConnConfig, opts Listen
 	connected()
 	// Anything cached before LISTEN became active may be stale.
 	opts.OnReset()
+	l.readyOnce.Do(func() { close(l.ready) })
 	if opts.OnListening != nil {
 		opts.OnListening()
 	}

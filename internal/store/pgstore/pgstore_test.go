@@ -412,6 +412,11 @@ func TestListener(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Close()
+	select {
+	case <-l.Ready():
+	case <-time.After(5 * time.Second):
+		t.Fatal("listener not ready")
+	}
 	waitFor(t, "LISTEN", func() bool { _, _, n := rec.snapshot(); return n == 1 })
 
 	has := func(want Event) func() bool {
