@@ -2,6 +2,7 @@ package testpg
 
 import (
 	"context"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -53,5 +54,43 @@ func TestFindBinDir(t *testing.T) {
 	}
 	if !hasBinaries(dir) {
 		t.Fatalf("findBinDir returned %q without the binaries", dir)
+	}
+}
+
+func TestStartInExistingServer(t *testing.T) {
+	server := Start(t)
+	t.Setenv(EnvDatabaseURL, server)
+	u := Start(t)
+	if u == server {
+		t.Fatalf("Start with %s returned the server database itself", EnvDatabaseURL)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, u)
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	defer conn.Close(ctx)
+	var db string
+	if err := conn.QueryRow(ctx, `SELECT current_database()`).Scan(&db); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(db, "tgtest_") || !strings.HasSuffix(u, "/"+db+"?sslmode=disable") {
+		t.Fatalf("database %q, url %q", db, u)
+	}
+}
+
+func TestUnavailableServer(t *testing.T) {
+	if os.Getenv(EnvRequire) == "1" {
+		t.Skip("exercises the skip path, which is a failure when integration is required")
+	}
+	var skipped bool
+	t.Run("inner", func(t *testing.T) {
+		t.Setenv(EnvDatabaseURL, "postgres://nobody@127.0.0.1:1/x?connect_timeout=1&sslmode=disable")
+		defer func() { skipped = t.Skipped() }()
+		Start(t)
+	})
+	if !skipped {
+		t.Fatal("Start did not skip for an unreachable server")
 	}
 }
