@@ -1,0 +1,271 @@
+package extproc
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/grpc"
+
+	"github.com/tenantgate/tenantgate/internal/identity"
+)
+
+// envoyBinary is a real Envoy used for the end-to-end test when present
+// (override with TENANTGATE_ENVOY).
+func envoyBinary() string {
+	if p := os.Getenv("TENANTGATE_ENVOY"); p != "" {
+		return p
+	}
+	return "/tmp/venvprobe/bin/envoy"
+}
+
+// testAuthz is a stand-in ext_authz that attaches the identity named by the
+// x-test-tenant header as dynamic metadata.
+type testAuthz struct{}
+
+func (testAuthz) Check(_ context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
+	var id *identity.Identity
+	switch req.GetAttributes().GetRequest().GetHttp().GetHeaders()["x-test-tenant"] {
+	case "ent":
+		id = entID
+	case "pro":
+		id = proID
+	}
+	resp := &authv3.CheckResponse{Status: &status.Status{}, HttpResponse: &authv3.CheckResponse_OkResponse{OkResponse: &authv3.OkHttpResponse{}}}
+	if id != nil {
+		resp.DynamicMetadata = id.Struct()
+	}
+	return resp, nil
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+const envoyConfig = `
+static_resources:
+  listeners:
+  - address: {socket_address: {address: 127.0.0.1, port_value: %[1]d}}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: ingress
+          route_config:
+            virtual_hosts:
+            - name: eu-west-1
+              domains: ["bedrock-runtime.eu-west-1.amazonaws.com"]
+              routes: [{match: {prefix: "/"}, route: {cluster: bedrock}}]
+            - name: us-east-1
+              domains: ["bedrock-runtime.us-east-1.amazonaws.com"]
+              routes: [{match: {prefix: "/"}, route: {cluster: bedrock}}]
+            - name: gateway
+              domains: ["*"]
+              routes: [{match: {prefix: "/"}, direct_response: {status: 421, body: {inline_string: "route cache not cleared"}}}]
+          http_filters:
+          - name: envoy.filters.http.ext_authz
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthz
+              transport_api_version: V3
+              failure_mode_allow: false
+              grpc_service: {envoy_grpc: {cluster_name: authz}, timeout: 2s}
+          - name: envoy.filters.http.ext_proc
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.ext_proc.v3.ExternalProcessor
+              grpc_service: {envoy_grpc: {cluster_name: extproc}}
+              failure_mode_allow: false
+              message_timeout: 10s
+              allow_mode_override: true
+              processing_mode:
+                request_header_mode: SEND
+                response_header_mode: SKIP
+                request_body_mode: NONE
+                response_body_mode: NONE
+                request_trailer_mode: SKIP
+                response_trailer_mode: SKIP
+              metadata_options:
+                forwarding_namespaces: {untyped: ["envoy.filters.http.ext_authz"]}
+              mutation_rules: {allow_all_routing: true}
+          - name: envoy.filters.http.router
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
+  clusters:
+  - name: bedrock
+    connect_timeout: 1s
+    load_assignment:
+      cluster_name: bedrock
+      endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: %[2]d}}}}]}]
+  - name: authz
+    connect_timeout: 1s
+    typed_extension_protocol_options:
+      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
+        "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
+        explicit_http_config: {http2_protocol_options: {}}
+    load_assignment:
+      cluster_name: authz
+      endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: %[3]d}}}}]}]
+  - name: extproc
+    connect_timeout: 1s
+    typed_extension_protocol_options:
+      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
+        "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
+        explicit_http_config: {http2_protocol_options: {}}
+    load_assignment:
+      cluster_name: extproc
+      endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: %[4]d}}}}]}]
+admin:
+  address: {socket_address: {address: 127.0.0.1, port_value: %[5]d}}
+`
+
+// TestThroughRealEnvoy runs Envoy with ext_authz and this ext_proc in front
+// of a SigV4-verifying upstream: metadata forwarding, raw_value headers,
+// mode override to a buffered body, :authority rewrite with route cache
+// clearing, and header stripping all happen in Envoy itself.
+func TestThroughRealEnvoy(t *testing.T) {
+	bin := envoyBinary()
+	if _, err := os.Stat(bin); err != nil {
+		t.Skipf("envoy not available at %s", bin)
+	}
+	if testing.Short() {
+		t.Skip("short mode")
+	}
+	// Upstream.
+	fb := &fakeBedrock{t: t, signers: map[string]string{}}
+	up := httptest.NewServer(fb)
+	defer up.Close()
+	upPort := up.Listener.Addr().(*net.TCPAddr).Port
+
+	// ext_authz and ext_proc on one gRPC server.
+	srv, err := New(Options{
+		Config:   testExtProcConfig(),
+		Platform: aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) { return platformCreds, nil }),
+	}, defaultRoutes(), &fakeCreds{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := grpc.NewServer()
+	srv.Register(g)
+	authv3.RegisterAuthorizationServer(g, testAuthz{})
+	go g.Serve(lis)
+	defer g.Stop()
+	grpcPort := lis.Addr().(*net.TCPAddr).Port
+
+	listen, admin := freePort(t), freePort(t)
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "envoy.yaml")
+	if err := os.WriteFile(cfgPath, []byte(fmt.Sprintf(envoyConfig, listen, upPort, grpcPort, grpcPort, admin)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var envoyLog bytes.Buffer
+	cmd := exec.Command(bin, "-c", cfgPath, "--base-id", fmt.Sprint(listen), "-l", "warning", "--concurrency", "1")
+	cmd.Stdout, cmd.Stderr = &envoyLog, &envoyLog
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		if t.Failed() {
+			t.Logf("envoy log:\n%s", envoyLog.String())
+		}
+	}()
+	ready := false
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/ready", admin))
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				ready = true
+				break
+			}
+		}
+	}
+	if !ready {
+		t.Fatal("envoy did not become ready")
+	}
+
+	body := []byte(`{"messages":[{"role":"user","content":[{"text":"hi"}]}]}`)
+	cases := []struct {
+		name, tenant, method, path string
+		body                       []byte
+		wantStatus                 int
+		wantKey                    string
+	}{
+		{"tenant converse with colon model id", "ent", "POST", haikuPath, body, 200, "ASIAacct-ent"},
+		{"tenant inference profile arn", "ent", "POST", profilePath, body, 200, "ASIAacct-ent"},
+		{"platform converse", "pro", "POST", haikuPath, body, 200, "AKIAPLATFORM"},
+		{"platform get without body", "pro", "GET", "/async-invoke?maxResults=2", nil, 200, "AKIAPLATFORM"},
+		{"no tenant", "", "POST", haikuPath, body, 403, ""},
+		{"unsupported", "pro", "POST", "/model/x/unknown", body, 404, ""},
+		{"bidi", "pro", "POST", "/model/x/invoke-with-bidirectional-stream", body, 501, ""},
+	}
+	for i, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			tid := fmt.Sprintf("envoy-%d", i)
+			var rd io.Reader
+			if tc.body != nil {
+				rd = bytes.NewReader(tc.body)
+			}
+			req, err := http.NewRequest(tc.method, fmt.Sprintf("http://127.0.0.1:%d", listen), rd)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rawPath, rawQuery, _ := strings.Cut(tc.path, "?")
+			req.URL.Opaque, req.URL.RawQuery = rawPath, rawQuery
+			req.Host = "gateway.example.com"
+			req.Header.Set("Authorization", "Bearer user-jwt-token")
+			req.Header.Set("X-Api-Key", "pk_a:sk_b")
+			req.Header.Set("X-Amz-Security-Token", "spoofed-token")
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("X-Test-Id", tid)
+			if tc.tenant != "" {
+				req.Header.Set("X-Test-Tenant", tc.tenant)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rb, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != tc.wantStatus {
+				t.Fatalf("status %d (%s), want %d", resp.StatusCode, rb, tc.wantStatus)
+			}
+			if tc.wantStatus != 200 && !strings.Contains(resp.Header.Get("Content-Type"), "application/json") {
+				t.Fatalf("rejection content-type %q body %s", resp.Header.Get("Content-Type"), rb)
+			}
+			fb.mu.Lock()
+			got := fb.signers[tid]
+			fb.mu.Unlock()
+			if got != tc.wantKey {
+				t.Fatalf("upstream saw signer %q, want %q", got, tc.wantKey)
+			}
+		})
+	}
+	if len(fb.leaks) != 0 {
+		t.Fatalf("caller credentials reached upstream in %v", fb.leaks)
+	}
+}
