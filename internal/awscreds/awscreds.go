@@ -21,6 +21,7 @@ import (
 	ststypes "github.com/aws/aws-sdk-go-v2/service/sts/types"
 	"github.com/aws/smithy-go"
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/errgroup"
 	"golang.org/x/sync/singleflight"
 
 	"github.com/tenantgate/tenantgate/internal/config"
@@ -210,6 +211,13 @@ func (c *Cache) fetch(ctx context.Context, k cacheKey, route tenant.Route, regio
 		return aws.Credentials{}, err
 	}
 	e.creds, e.have, e.failErr, e.failUntil = creds, true, nil, time.Time{}
+	// A changed routing row (new role or external id) leaves the old
+	// entry behind: drop it so the cache stays bounded by the tenants.
+	for other := range c.entries {
+		if other.account == k.account && other != k {
+			delete(c.entries, other)
+		}
+	}
 	jitter := time.Duration(c.rand() * float64(c.cfg.RefreshJitter.D()))
 	e.refreshAt = creds.Expires.Add(-c.cfg.RefreshBefore.D() - jitter)
 	return creds, nil
@@ -280,24 +288,34 @@ func (c *Cache) assume(ctx context.Context, route tenant.Route, region string) (
 	return creds, nil
 }
 
+// warmConcurrency bounds parallel STS calls while warming.
+const warmConcurrency = 8
+
 // Warm assumes the role of every enabled route, in its region or
-// defaultRegion. Failures are logged and cached like any other.
+// defaultRegion, a few at a time. Failures are logged and cached like any
+// other. It returns when all are done or ctx ends.
 func (c *Cache) Warm(ctx context.Context, routes []tenant.Route, defaultRegion string) {
+	var g errgroup.Group
+	g.SetLimit(warmConcurrency)
 	for _, r := range routes {
-		if !r.Enabled {
+		if !r.Enabled || r.RoleARN == "" {
 			continue
+		}
+		if ctx.Err() != nil {
+			break
 		}
 		region := r.Region
 		if region == "" {
 			region = defaultRegion
 		}
-		if _, err := c.Credentials(ctx, r, region); err != nil {
-			c.log.WarnContext(ctx, "warming tenant credentials failed", "account_id", r.AccountID, "error", err)
-		}
-		if ctx.Err() != nil {
-			return
-		}
+		g.Go(func() error {
+			if _, err := c.Credentials(ctx, r, region); err != nil {
+				c.log.WarnContext(ctx, "warming tenant credentials failed", "account_id", r.AccountID, "error", err)
+			}
+			return nil
+		})
 	}
+	_ = g.Wait()
 }
 
 var sessionNameBad = regexp.MustCompile(`[^\w+=,.@-]`)

@@ -377,6 +377,12 @@ func TestChangedRowGetsNewCredentials(t *testing.T) {
 	if a.AccessKeyID == b.AccessKeyID || f.count(r.RoleARN, "rotated") != 1 {
 		t.Fatalf("changed external id reused credentials")
 	}
+	cache.mu.Lock()
+	n := len(cache.entries)
+	cache.mu.Unlock()
+	if n != 1 {
+		t.Fatalf("%d cache entries after rotation, want 1", n)
+	}
 	r3 := r
 	r3.RoleARN = "arn:aws:iam::999999999999:role/other"
 	if _, err := cache.Credentials(ctx, r3, "us-east-1"); err != nil || f.count(r3.RoleARN, r.ExternalID) != 1 {
