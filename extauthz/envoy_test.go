@@ -1,0 +1,251 @@
+package extauthz
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+
+	"github.com/tenantgate/tenantgate/internal/config"
+)
+
+// envoyBin is a real Envoy for the end-to-end test (override with TENANTGATE_ENVOY).
+func envoyBin() string {
+	if p := os.Getenv("TENANTGATE_ENVOY"); p != "" {
+		return p
+	}
+	return "/tmp/venvprobe/bin/envoy"
+}
+
+const authzEnvoyConfig = `
+static_resources:
+  listeners:
+  - address: {socket_address: {address: 127.0.0.1, port_value: %[1]d}}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: ingress
+          route_config:
+            virtual_hosts:
+            - name: all
+              domains: ["*"]
+              routes: [{match: {prefix: "/"}, route: {cluster: upstream}}]
+          http_filters:
+          - name: envoy.filters.http.ext_authz
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthz
+              transport_api_version: V3
+              failure_mode_allow: false
+              grpc_service: {envoy_grpc: {cluster_name: authz}, timeout: 2s}
+          - name: envoy.filters.http.router
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
+  clusters:
+  - name: upstream
+    connect_timeout: 1s
+    load_assignment:
+      cluster_name: upstream
+      endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: %[2]d}}}}]}]
+  - name: authz
+    connect_timeout: 1s
+    typed_extension_protocol_options:
+      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
+        "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
+        explicit_http_config: {http2_protocol_options: {}}
+    load_assignment:
+      cluster_name: authz
+      endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: %[3]d}}}}]}]
+admin:
+  address: {socket_address: {address: 127.0.0.1, port_value: %[4]d}}
+`
+
+func freeTCPPort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// TestThroughRealEnvoy checks, in Envoy itself, that spoofed identity
+// headers are replaced (one value, the verified one), that the query token is
+// removed before the upstream, and that denials reach the client with their
+// status, headers and JSON body.
+func TestThroughRealEnvoy(t *testing.T) {
+	bin := envoyBin()
+	if _, err := os.Stat(bin); err != nil {
+		t.Skipf("envoy not available at %s", bin)
+	}
+	if testing.Short() {
+		t.Skip("short mode")
+	}
+	type seen struct {
+		header http.Header
+		uri    string
+	}
+	var mu sync.Mutex
+	got := map[string]seen{}
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		got[r.Header.Get("x-test-id")] = seen{header: r.Header.Clone(), uri: r.RequestURI}
+		mu.Unlock()
+		w.WriteHeader(200)
+	}))
+	defer up.Close()
+
+	h := newHarness(t, func(c *config.Config) { c.Auth.QueryToken.Enabled = true }, nil)
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := grpc.NewServer()
+	h.srv.Register(g)
+	go func() { _ = g.Serve(lis) }()
+	defer g.Stop()
+
+	listen, admin := freeTCPPort(t), freeTCPPort(t)
+	cfgPath := filepath.Join(t.TempDir(), "envoy.yaml")
+	cfg := fmt.Sprintf(authzEnvoyConfig, listen, up.Listener.Addr().(*net.TCPAddr).Port, lis.Addr().(*net.TCPAddr).Port, admin)
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var envoyLog bytes.Buffer
+	cmd := exec.Command(bin, "-c", cfgPath, "--base-id", fmt.Sprint(listen), "-l", "warning", "--concurrency", "1")
+	cmd.Stdout, cmd.Stderr = &envoyLog, &envoyLog
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		if t.Failed() {
+			t.Logf("envoy log:\n%s", envoyLog.String())
+		}
+	}()
+	ready := false
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/ready", admin)); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				ready = true
+				break
+			}
+		}
+	}
+	if !ready {
+		t.Fatal("envoy did not become ready")
+	}
+
+	do := func(t *testing.T, id, method, path string, hdrs map[string]string) (*http.Response, []byte) {
+		t.Helper()
+		req, err := http.NewRequest(method, fmt.Sprintf("http://127.0.0.1:%d", listen), strings.NewReader("{}"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		rawPath, rawQuery, _ := strings.Cut(path, "?")
+		req.URL.Opaque, req.URL.RawQuery = rawPath, rawQuery
+		req.Header.Set("x-test-id", id)
+		for k, v := range hdrs {
+			req.Header.Add(k, v)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return resp, body
+	}
+
+	t.Run("spoofed identity headers replaced", func(t *testing.T) {
+		resp, body := do(t, "spoof", "POST", pathHaiku, map[string]string{
+			"authorization": "Bearer tok-a", "x-account-id": acctBroke,
+			"x-account-tier": "tier_200_1000", "x-enterprise": "true", "x-user-id": userOwner, "x-account-role": "owner",
+		})
+		if resp.StatusCode != 200 {
+			t.Fatalf("status %d: %s", resp.StatusCode, body)
+		}
+		mu.Lock()
+		s := got["spoof"]
+		mu.Unlock()
+		want := map[string]string{
+			"x-account-id": acctBroke, "x-account-tier": "tier_2_20", "x-enterprise": "false",
+			"x-user-id": userA, "x-account-role": "member",
+		}
+		for k, v := range want {
+			if vals := s.header.Values(k); len(vals) != 1 || vals[0] != v {
+				t.Errorf("upstream %s = %q, want exactly [%q]", k, vals, v)
+			}
+		}
+	})
+
+	t.Run("query token removed upstream", func(t *testing.T) {
+		resp, body := do(t, "query", "POST", pathHaiku+"?a=1&token=tok-a&b=2", nil)
+		if resp.StatusCode != 200 {
+			t.Fatalf("status %d: %s", resp.StatusCode, body)
+		}
+		mu.Lock()
+		s := got["query"]
+		mu.Unlock()
+		if strings.Contains(s.uri, "token") || !strings.Contains(s.uri, "a=1") || !strings.Contains(s.uri, "b=2") {
+			t.Errorf("upstream request URI %q", s.uri)
+		}
+		if s.header.Get("x-user-id") != userA {
+			t.Errorf("upstream x-user-id %q", s.header.Get("x-user-id"))
+		}
+	})
+
+	denials := []struct {
+		name, id, path string
+		hdrs           map[string]string
+		status         int
+		code, www      string
+	}{
+		{"missing credential", "d1", pathHaiku, nil, 401, CodeMissingCredential, `Bearer realm="tenantgate"`},
+		{"invalid token", "d2", pathHaiku, map[string]string{"authorization": "Bearer tok-forged"}, 401, CodeInvalidToken, `Bearer error="invalid_token"`},
+		{"not a member", "d3", pathHaiku, map[string]string{"authorization": "Bearer tok-b", "x-account-id": acctTeam}, 403, CodeNotAMember, ""},
+		{"bad account id", "d4", pathHaiku, map[string]string{"authorization": "Bearer tok-a", "x-account-id": "x"}, 400, CodeInvalidAccountID, ""},
+		{"model not allowed", "d5", pathSonnet, map[string]string{"authorization": "Bearer tok-a"}, 403, CodeModelNotAllowed, ""},
+		{"unavailable", "d6", pathHaiku, map[string]string{"authorization": "Bearer tok-down"}, 503, CodeUnavailable, ""},
+	}
+	for _, d := range denials {
+		t.Run(d.name, func(t *testing.T) {
+			resp, body := do(t, d.id, "POST", d.path, d.hdrs)
+			if resp.StatusCode != d.status {
+				t.Fatalf("status %d (%s), want %d", resp.StatusCode, body, d.status)
+			}
+			var b struct{ Error, Message string }
+			if err := json.Unmarshal(body, &b); err != nil || b.Error != d.code {
+				t.Fatalf("body %s (err %v), want error %q", body, err, d.code)
+			}
+			if ct := resp.Header.Get("content-type"); ct != "application/json" {
+				t.Errorf("content-type %q", ct)
+			}
+			if got := resp.Header.Get("www-authenticate"); got != d.www {
+				t.Errorf("www-authenticate %q, want %q", got, d.www)
+			}
+			mu.Lock()
+			_, reached := got[d.id]
+			mu.Unlock()
+			if reached {
+				t.Error("denied request reached the upstream")
+			}
+		})
+	}
+}
