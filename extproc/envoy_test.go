@@ -81,7 +81,7 @@ static_resources:
               routes: [{match: {prefix: "/"}, route: {cluster: bedrock}}]
             - name: gateway
               domains: ["*"]
-              routes: [{match: {prefix: "/"}, direct_response: {status: 421, body: {inline_string: "route cache not cleared"}}}]
+              routes: [{match: {prefix: "/"}, %[7]s}]
           http_filters:
           - name: envoy.filters.http.ext_authz
             typed_config:
@@ -95,7 +95,7 @@ static_resources:
               grpc_service: {envoy_grpc: {cluster_name: extproc}}
               failure_mode_allow: false
               message_timeout: 10s
-              allow_mode_override: true
+              allow_mode_override: %[6]v
               processing_mode:
                 request_header_mode: SEND
                 response_header_mode: SKIP
@@ -141,7 +141,10 @@ admin:
 // of a SigV4-verifying upstream: metadata forwarding, raw_value headers,
 // mode override to a buffered body, :authority rewrite with route cache
 // clearing, and header stripping all happen in Envoy itself.
-func TestThroughRealEnvoy(t *testing.T) {
+// startEnvoy starts the upstream, ext_authz + ext_proc and Envoy, and
+// returns Envoy's listener port and the upstream.
+func startEnvoy(t *testing.T, allowModeOverride, gatewayToUpstream bool) (int, *fakeBedrock) {
+	t.Helper()
 	bin := envoyBinary()
 	if _, err := os.Stat(bin); err != nil {
 		t.Skipf("envoy not available at %s", bin)
@@ -149,10 +152,9 @@ func TestThroughRealEnvoy(t *testing.T) {
 	if testing.Short() {
 		t.Skip("short mode")
 	}
-	// Upstream.
 	fb := &fakeBedrock{t: t, signers: map[string]string{}}
 	up := httptest.NewServer(fb)
-	defer up.Close()
+	t.Cleanup(up.Close)
 	upPort := up.Listener.Addr().(*net.TCPAddr).Port
 
 	// ext_authz and ext_proc on one gRPC server.
@@ -171,13 +173,18 @@ func TestThroughRealEnvoy(t *testing.T) {
 	srv.Register(g)
 	authv3.RegisterAuthorizationServer(g, testAuthz{})
 	go g.Serve(lis)
-	defer g.Stop()
+	t.Cleanup(g.Stop)
 	grpcPort := lis.Addr().(*net.TCPAddr).Port
 
 	listen, admin := freePort(t), freePort(t)
-	dir := t.TempDir()
-	cfgPath := filepath.Join(dir, "envoy.yaml")
-	if err := os.WriteFile(cfgPath, []byte(fmt.Sprintf(envoyConfig, listen, upPort, grpcPort, grpcPort, admin)), 0o600); err != nil {
+	// The catch-all virtual host answers 421 so that a request whose route
+	// was not re-picked after the :authority rewrite is visible.
+	gateway := `direct_response: {status: 421, body: {inline_string: "route cache not cleared"}}`
+	if gatewayToUpstream {
+		gateway = `route: {cluster: bedrock}`
+	}
+	cfgPath := filepath.Join(t.TempDir(), "envoy.yaml")
+	if err := os.WriteFile(cfgPath, []byte(fmt.Sprintf(envoyConfig, listen, upPort, grpcPort, grpcPort, admin, allowModeOverride, gateway)), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	var envoyLog bytes.Buffer
@@ -186,28 +193,60 @@ func TestThroughRealEnvoy(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer func() {
+	t.Cleanup(func() {
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
 		if t.Failed() {
 			t.Logf("envoy log:\n%s", envoyLog.String())
 		}
-	}()
-	ready := false
-	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+	})
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
 		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/ready", admin))
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
-				ready = true
-				break
+				return listen, fb
 			}
 		}
+		if time.Now().After(deadline) {
+			t.Fatal("envoy did not become ready")
+		}
 	}
-	if !ready {
-		t.Fatal("envoy did not become ready")
-	}
+}
 
+// sendThroughEnvoy sends a client request carrying caller credentials.
+func sendThroughEnvoy(t *testing.T, listen int, tenantName, tid, method, path string, body []byte) (int, []byte, http.Header) {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequest(method, fmt.Sprintf("http://127.0.0.1:%d", listen), rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rawPath, rawQuery, _ := strings.Cut(path, "?")
+	req.URL.Opaque, req.URL.RawQuery = rawPath, rawQuery
+	req.Host = "gateway.example.com"
+	req.Header.Set("Authorization", "Bearer user-jwt-token")
+	req.Header.Set("X-Api-Key", "pk_a:sk_b")
+	req.Header.Set("X-Amz-Security-Token", "spoofed-token")
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-Test-Id", tid)
+	if tenantName != "" {
+		req.Header.Set("X-Test-Tenant", tenantName)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	rb, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, rb, resp.Header
+}
+
+func TestThroughRealEnvoy(t *testing.T) {
+	listen, fb := startEnvoy(t, true, false)
 	body := []byte(`{"messages":[{"role":"user","content":[{"text":"hi"}]}]}`)
 	cases := []struct {
 		name, tenant, method, path string
@@ -226,36 +265,12 @@ func TestThroughRealEnvoy(t *testing.T) {
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			tid := fmt.Sprintf("envoy-%d", i)
-			var rd io.Reader
-			if tc.body != nil {
-				rd = bytes.NewReader(tc.body)
+			status, rb, hdr := sendThroughEnvoy(t, listen, tc.tenant, tid, tc.method, tc.path, tc.body)
+			if status != tc.wantStatus {
+				t.Fatalf("status %d (%s), want %d", status, rb, tc.wantStatus)
 			}
-			req, err := http.NewRequest(tc.method, fmt.Sprintf("http://127.0.0.1:%d", listen), rd)
-			if err != nil {
-				t.Fatal(err)
-			}
-			rawPath, rawQuery, _ := strings.Cut(tc.path, "?")
-			req.URL.Opaque, req.URL.RawQuery = rawPath, rawQuery
-			req.Host = "gateway.example.com"
-			req.Header.Set("Authorization", "Bearer user-jwt-token")
-			req.Header.Set("X-Api-Key", "pk_a:sk_b")
-			req.Header.Set("X-Amz-Security-Token", "spoofed-token")
-			req.Header.Set("Content-Type", "application/json")
-			req.Header.Set("X-Test-Id", tid)
-			if tc.tenant != "" {
-				req.Header.Set("X-Test-Tenant", tc.tenant)
-			}
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			rb, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode != tc.wantStatus {
-				t.Fatalf("status %d (%s), want %d", resp.StatusCode, rb, tc.wantStatus)
-			}
-			if tc.wantStatus != 200 && !strings.Contains(resp.Header.Get("Content-Type"), "application/json") {
-				t.Fatalf("rejection content-type %q body %s", resp.Header.Get("Content-Type"), rb)
+			if tc.wantStatus != 200 && !strings.Contains(hdr.Get("Content-Type"), "application/json") {
+				t.Fatalf("rejection content-type %q body %s", hdr.Get("Content-Type"), rb)
 			}
 			fb.mu.Lock()
 			got := fb.signers[tid]
@@ -267,5 +282,25 @@ func TestThroughRealEnvoy(t *testing.T) {
 	}
 	if len(fb.leaks) != 0 {
 		t.Fatalf("caller credentials reached upstream in %v", fb.leaks)
+	}
+}
+
+// TestEnvoyWithoutModeOverride: if Envoy is misconfigured and ignores the
+// mode override, the body never reaches ext_proc and the request goes out
+// unsigned, but the caller's credentials were already stripped in the reply
+// to the headers, so none of them reach AWS.
+func TestEnvoyWithoutModeOverride(t *testing.T) {
+	listen, fb := startEnvoy(t, false, true)
+	status, rb, _ := sendThroughEnvoy(t, listen, "ent", "no-override", "POST", haikuPath, []byte(`{}`))
+	if status != http.StatusForbidden {
+		t.Fatalf("upstream accepted an unsigned request: %d %s", status, rb)
+	}
+	fb.mu.Lock()
+	defer fb.mu.Unlock()
+	if len(fb.leaks) != 0 {
+		t.Fatalf("caller credentials reached upstream in %v", fb.leaks)
+	}
+	if _, signed := fb.signers["no-override"]; signed {
+		t.Fatal("request verified without a signature")
 	}
 }
