@@ -98,15 +98,3 @@ func FuzzCheck(f *testing.F) {
 		}
 	})
 }
-
-func FuzzValidUUID(f *testing.F) {
-	f.Add(acctA)
-	f.Add("not-a-uuid")
-	f.Fuzz(func(t *testing.T, s string) {
-		if validUUID(s) {
-			if len(s) != 36 || strings.Count(s, "-") != 4 {
-				t.Fatalf("accepted %q", s)
-			}
-		}
-	})
-}

@@ -164,24 +164,3 @@ func hasQueryParam(path, param string) bool {
 	}
 	return false
 }
-
-// validUUID reports whether s is a canonical 8-4-4-4-12 hex UUID.
-func validUUID(s string) bool {
-	if len(s) != 36 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch i {
-		case 8, 13, 18, 23:
-			if c != '-' {
-				return false
-			}
-		default:
-			if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
-				return false
-			}
-		}
-	}
-	return true
-}

@@ -27,6 +27,7 @@ import (
 	"github.com/tenantgate/tenantgate/internal/identity"
 	"github.com/tenantgate/tenantgate/internal/jwtverify"
 	"github.com/tenantgate/tenantgate/internal/plan"
+	"github.com/tenantgate/tenantgate/internal/store/validate"
 	"github.com/tenantgate/tenantgate/internal/tenant"
 )
 
@@ -274,11 +275,12 @@ func (s *Server) identifyAPIKey(ctx context.Context, r request, header string) o
 	}
 	// A key is bound to its account: naming another one is refused.
 	if v, present := r.header(s.auth.AccountHeader); present {
-		if !validUUID(v) {
+		acct, ok := validate.NormalizeUUID(v)
+		if !ok {
 			o.deny = deny(400, CodeInvalidAccountID, "the account id is not a valid UUID")
 			return o
 		}
-		if !strings.EqualFold(v, key.AccountID) {
+		if !strings.EqualFold(acct, key.AccountID) {
 			o.deny = deny(403, CodeNotAMember, "the API key does not belong to the requested account")
 			return o
 		}
@@ -331,11 +333,11 @@ func (s *Server) identifyJWT(ctx context.Context, r request, cred credential) ou
 	user := claims.Subject
 	o.id = identity.Identity{UserID: user, Principal: identity.PrincipalUser, Credential: o.credential}
 	if v, present := r.header(s.auth.AccountHeader); present {
-		if !validUUID(v) {
+		acct, ok := validate.NormalizeUUID(v)
+		if !ok {
 			o.deny = deny(400, CodeInvalidAccountID, "the account id is not a valid UUID")
 			return o
 		}
-		acct := strings.ToLower(v)
 		role, err := s.dir.Membership(ctx, acct, user)
 		switch {
 		case errors.Is(err, tenant.ErrNotFound):

@@ -12,6 +12,7 @@ import (
 	"github.com/tenantgate/tenantgate/internal/config"
 	"github.com/tenantgate/tenantgate/internal/identity"
 	"github.com/tenantgate/tenantgate/internal/servicetoken"
+	"github.com/tenantgate/tenantgate/internal/store/validate"
 	"github.com/tenantgate/tenantgate/internal/tenant"
 )
 
@@ -174,11 +175,12 @@ func (s *Server) serviceAuthorize(ctx context.Context, r request, principal, cre
 		o.deny = deny(400, CodeAccountRequired, "service callers must name the account in "+s.auth.AccountHeader)
 		return o
 	}
-	if !validUUID(v) {
+	id, ok := validate.NormalizeUUID(v)
+	if !ok {
 		o.deny = deny(400, CodeInvalidAccountID, "the account id is not a valid UUID")
 		return o
 	}
-	acct, err := s.dir.Account(ctx, strings.ToLower(v))
+	acct, err := s.dir.Account(ctx, id)
 	switch {
 	case errors.Is(err, tenant.ErrNotFound):
 		o.deny = deny(403, CodeAccountNotFound, "the account does not exist")
@@ -189,7 +191,7 @@ func (s *Server) serviceAuthorize(ctx context.Context, r request, principal, cre
 	}
 	o.id.AccountID = acct.ID
 	if o.id.AccountID == "" {
-		o.id.AccountID = strings.ToLower(v)
+		o.id.AccountID = id
 	}
 	return s.authorize(ctx, r, o)
 }
