@@ -27,7 +27,6 @@ const (
 	CodeInsufficientCredits    = "insufficient_credits"
 	CodeAccountRequired        = "account_required"
 	CodeAccountNotFound        = "account_not_found"
-	CodeServiceRoleNotAllowed  = "service_role_not_allowed"
 	CodeUnavailable            = "unavailable"
 	codeOK                     = "ok" // metrics and logs only
 	wwwAuthenticateMissing     = `Bearer realm="tenantgate"`
