@@ -35,9 +35,9 @@ lint: ## go vet + gofmt check
 	@out=$$(find . -name '*.go' -not -path './.venv/*' -not -path './.tmp/*' -not -path './.git/*' -print0 | xargs -0 gofmt -l); \
 	if [[ -n "$$out" ]]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
-bench: ## run the benchmark scripts scripts/bench* (and go benchmarks when none)
-	@shopt -s nullglob; found=0; for s in scripts/bench*; do [[ -x $$s ]] || continue; found=1; echo "==> $$s"; $$s; done; \
-	if [[ $$found == 0 ]]; then $(GO) test -run='^$$' -bench=. -benchmem ./...; fi
+bench: ## run scripts/bench* if present, then the Go benchmarks in ./bench
+	@shopt -s nullglob; for s in scripts/bench*; do [[ -x $$s ]] || continue; echo "==> $$s"; $$s; done
+	@if [[ -d bench ]]; then $(GO) test -run='^$$' -bench=. -benchmem ./bench/...; else echo "no ./bench package"; fi
 
 clean: ## remove build and test outputs (keeps .venv; `rm -rf .venv` to rebuild it)
 	rm -rf $(BIN) .tmp
