@@ -301,4 +301,3 @@ func TestNewRejectsBadRoles(t *testing.T) {
 		t.Error("missing registry accepted")
 	}
 }
-
