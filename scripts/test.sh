@@ -40,8 +40,13 @@ if [[ ${SKIP_FUZZ:-0} != 1 ]]; then
 		sed -E 's#^\./(.*)/[^/]+_test\.go:func (Fuzz[A-Za-z0-9_]*)\(.*#\1:\2#; s#^\./[^/]+_test\.go:func (Fuzz[A-Za-z0-9_]*)\(.*#.:\1#' | sort -u)
 	for t in "${targets[@]}"; do
 		dir=${t%%:*} name=${t##*:}
-		step "fuzz $name ./$dir ($fuzztime)"
-		go test -run='^$' -fuzz="^${name}\$" -fuzztime="$fuzztime" "./$dir"
+		log=.tmp/fuzz-${dir//\//_}-$name.log
+		if ! go test -run='^$' -fuzz="^${name}\$" -fuzztime="$fuzztime" "./$dir" >"$log" 2>&1; then
+			echo "FAIL fuzz $name ./$dir:" >&2
+			cat "$log" >&2
+			exit 1
+		fi
+		echo "    fuzz $name ./$dir: ok ($(grep -o 'execs: [0-9]*' "$log" | tail -n 1 | cut -d' ' -f2) execs in $fuzztime)"
 		nfuzz=$((nfuzz + 1))
 	done
 fi
