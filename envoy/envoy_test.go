@@ -1,0 +1,212 @@
+package envoy_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/tenantgate/tenantgate/envoy"
+	"github.com/tenantgate/tenantgate/internal/stack"
+)
+
+func envoyBin(t *testing.T) string {
+	t.Helper()
+	bin, err := stack.FindEnvoy(context.Background())
+	if err != nil {
+		if os.Getenv("TENANTGATE_REQUIRE_INTEGRATION") == "1" {
+			t.Fatalf("TENANTGATE_REQUIRE_INTEGRATION=1 but %v", err)
+		}
+		t.Skipf("skipping: %v", err)
+	}
+	return bin
+}
+
+// TestShippedBootstrapValidates runs `envoy --mode validate` on the shipped
+// file with only its TLS file paths pointed at generated certificates, and
+// on the loopback rewrite the local stack runs.
+func TestShippedBootstrapValidates(t *testing.T) {
+	bin := envoyBin(t)
+	dir := t.TempDir()
+	certs, err := stack.WriteCerts(dir, envoy.Regions)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+
+	shipped := strings.NewReplacer(
+		"/etc/envoy/tls/server.crt", certs.EnvoyCert,
+		"/etc/envoy/tls/server.key", certs.EnvoyKey,
+		"/etc/envoy/tls/mesh-ca.crt", certs.CA,
+	).Replace(string(envoy.Bootstrap))
+	p1 := filepath.Join(dir, "shipped.yaml")
+	if err := os.WriteFile(p1, []byte(shipped), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := stack.ValidateEnvoyConfig(ctx, bin, p1); err != nil {
+		t.Fatal(err)
+	}
+
+	local, err := stack.RewriteBootstrap(envoy.Bootstrap, stack.EnvoyPorts{
+		Admin: 19901, Public: 19000, Mesh: 19001, Tenantgate: 19191, Bedrock: 19443,
+		ServerCert: certs.EnvoyCert, ServerKey: certs.EnvoyKey, MeshCA: certs.CA, UpstreamCA: certs.CA,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p2 := filepath.Join(dir, "local.yaml")
+	if err := os.WriteFile(p2, local, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := stack.ValidateEnvoyConfig(ctx, bin, p2); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestValidateRejectsBrokenConfig shows that validation can fail: a filter
+// with an unknown field is refused.
+func TestValidateRejectsBrokenConfig(t *testing.T) {
+	bin := envoyBin(t)
+	dir := t.TempDir()
+	broken := strings.Replace(string(envoy.Bootstrap), "failure_mode_allow: false", "failure_mode_allowed: false", 1)
+	p := filepath.Join(dir, "broken.yaml")
+	if err := os.WriteFile(p, []byte(broken), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := stack.ValidateEnvoyConfig(ctx, bin, p); err == nil {
+		t.Fatal("envoy accepted a config with an unknown field")
+	}
+}
+
+func get(t *testing.T, v any, path ...any) any {
+	t.Helper()
+	for _, p := range path {
+		switch k := p.(type) {
+		case string:
+			m, ok := v.(map[string]any)
+			if !ok {
+				t.Fatalf("at %v: not a map", path)
+			}
+			v = m[k]
+		case int:
+			s, ok := v.([]any)
+			if !ok || k >= len(s) {
+				t.Fatalf("at %v: not a list or too short", path)
+			}
+			v = s[k]
+		}
+	}
+	return v
+}
+
+// TestShippedBootstrapSettings pins the security-relevant settings of the
+// decided design, for both listeners.
+func TestShippedBootstrapSettings(t *testing.T) {
+	var doc map[string]any
+	if err := yaml.Unmarshal(envoy.Bootstrap, &doc); err != nil {
+		t.Fatal(err)
+	}
+	if got := get(t, doc, "admin", "address", "socket_address", "address"); got != "127.0.0.1" {
+		t.Errorf("admin address = %v, want loopback", got)
+	}
+	listeners := get(t, doc, "static_resources", "listeners").([]any)
+	if len(listeners) != 2 {
+		t.Fatalf("listeners = %d, want 2", len(listeners))
+	}
+	for i, l := range listeners {
+		if got := get(t, l, "per_connection_buffer_limit_bytes"); got.(int) <= 10<<20 {
+			t.Errorf("listener %d buffer limit %v must exceed the 10 MiB body limit", i, got)
+		}
+		tls := get(t, l, "filter_chains", 0, "transport_socket", "typed_config")
+		if i == 1 && get(t, tls, "require_client_certificate") != true {
+			t.Errorf("mesh listener must require client certificates")
+		}
+		hcm := get(t, l, "filter_chains", 0, "filters", 0, "typed_config")
+		if get(t, hcm, "path_with_escaped_slashes_action") != "KEEP_UNCHANGED" {
+			t.Errorf("listener %d: escaped slashes must be kept (inference-profile ARNs)", i)
+		}
+		if get(t, hcm, "merge_slashes") != false {
+			t.Errorf("listener %d: merge_slashes must be off", i)
+		}
+		filters := get(t, hcm, "http_filters").([]any)
+		var names []string
+		for _, f := range filters {
+			names = append(names, get(t, f, "name").(string))
+		}
+		if strings.Join(names, ",") != "envoy.filters.http.ext_authz,envoy.filters.http.ext_proc,envoy.filters.http.router" {
+			t.Fatalf("listener %d filter order = %v", i, names)
+		}
+		az := get(t, filters[0], "typed_config")
+		if get(t, az, "failure_mode_allow") != false || get(t, az, "include_peer_certificate") != true ||
+			get(t, az, "transport_api_version") != "V3" || get(t, az, "status_on_error", "code") != "ServiceUnavailable" {
+			t.Errorf("ext_authz settings: %v", az)
+		}
+		ep := get(t, filters[1], "typed_config")
+		pm := get(t, ep, "processing_mode")
+		if get(t, ep, "failure_mode_allow") != false || get(t, ep, "allow_mode_override") != true ||
+			get(t, ep, "message_timeout") != "10s" ||
+			get(t, pm, "request_header_mode") != "SEND" || get(t, pm, "request_body_mode") != "NONE" ||
+			get(t, pm, "response_header_mode") != "SKIP" || get(t, pm, "response_body_mode") != "NONE" ||
+			get(t, ep, "mutation_rules", "allow_all_routing") != true || get(t, ep, "mutation_rules", "disallow_is_error") != true {
+			t.Errorf("ext_proc settings: %v", ep)
+		}
+		ns := get(t, ep, "metadata_options", "forwarding_namespaces", "untyped").([]any)
+		if len(ns) != 1 || ns[0] != "envoy.filters.http.ext_authz" {
+			t.Errorf("ext_proc forwarding namespaces = %v", ns)
+		}
+		vhosts := get(t, hcm, "route_config", "virtual_hosts").([]any)
+		regions := map[string]bool{}
+		for _, vh := range vhosts {
+			domains := get(t, vh, "domains").([]any)
+			if len(domains) != 1 {
+				t.Errorf("virtual host %v: want exactly one domain", get(t, vh, "name"))
+				continue
+			}
+			d := domains[0].(string)
+			if d == "*" {
+				dr := get(t, vh, "routes", 0, "direct_response")
+				if get(t, dr, "status") != 404 || get(t, dr, "body", "inline_string") != `{"error":"not_routed"}` {
+					t.Errorf("catch-all must answer 404 not_routed, got %v", dr)
+				}
+				continue
+			}
+			region := strings.TrimSuffix(strings.TrimPrefix(d, "bedrock-runtime."), ".amazonaws.com")
+			regions[region] = true
+			rt := get(t, vh, "routes", 0, "route")
+			if get(t, rt, "cluster") != "bedrock_"+strings.ReplaceAll(region, "-", "_") {
+				t.Errorf("%s routes to %v", d, get(t, rt, "cluster"))
+			}
+			if get(t, rt, "retry_policy", "retry_on") != "5xx,reset,connect-failure,refused-stream" || get(t, rt, "retry_policy", "num_retries") != 2 {
+				t.Errorf("%s retry policy %v", d, get(t, rt, "retry_policy"))
+			}
+			for _, k := range []string{"prefix_rewrite", "regex_rewrite", "host_rewrite_literal"} {
+				if get(t, rt, k) != nil {
+					t.Errorf("%s rewrites the signed request (%s)", d, k)
+				}
+			}
+		}
+		for _, r := range envoy.Regions {
+			if !regions[r] {
+				t.Errorf("listener %d: region %s has no virtual host", i, r)
+			}
+		}
+	}
+	for _, c := range get(t, doc, "static_resources", "clusters").([]any) {
+		name := get(t, c, "name").(string)
+		if !strings.HasPrefix(name, "bedrock_") {
+			continue
+		}
+		host := "bedrock-runtime." + strings.ReplaceAll(strings.TrimPrefix(name, "bedrock_"), "_", "-") + ".amazonaws.com"
+		tls := get(t, c, "transport_socket", "typed_config")
+		if get(t, tls, "sni") != host || get(t, get(t, tls, "common_tls_context", "validation_context", "match_typed_subject_alt_names").([]any)[0], "matcher", "exact") != host {
+			t.Errorf("cluster %s: sni/SAN must be %s", name, host)
+		}
+	}
+}
