@@ -1,0 +1,60 @@
+package logging
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+)
+
+func TestNew(t *testing.T) {
+	tests := []struct {
+		level, format string
+		wantErr       bool
+		json          bool
+		debugShown    bool
+		infoShown     bool
+	}{
+		{level: "", format: "", json: true, infoShown: true},
+		{level: "debug", format: "json", json: true, debugShown: true, infoShown: true},
+		{level: "warn", format: "text", json: false},
+		{level: "error", format: "json", json: true},
+		{level: "verbose", format: "json", wantErr: true},
+		{level: "info", format: "xml", wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.level+"/"+tt.format, func(t *testing.T) {
+			var buf bytes.Buffer
+			l, err := New(&buf, tt.level, tt.format)
+			if tt.wantErr {
+				if err == nil {
+					t.Fatal("want error")
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			l.Debug("dbg")
+			if got := strings.Contains(buf.String(), "dbg"); got != tt.debugShown {
+				t.Errorf("debug shown = %v, want %v", got, tt.debugShown)
+			}
+			buf.Reset()
+			l.Info("inf", "k", "v")
+			if got := strings.Contains(buf.String(), "inf"); got != tt.infoShown {
+				t.Errorf("info shown = %v, want %v", got, tt.infoShown)
+			}
+			buf.Reset()
+			l.Error("boom", "k", "v")
+			line := buf.String()
+			var m map[string]any
+			isJSON := json.Unmarshal([]byte(line), &m) == nil
+			if isJSON != tt.json {
+				t.Errorf("json = %v, want %v: %q", isJSON, tt.json, line)
+			}
+			if !strings.Contains(line, "boom") {
+				t.Errorf("error record missing: %q", line)
+			}
+		})
+	}
+}
