@@ -22,7 +22,10 @@ type composeFile struct {
 		Ports       []string          `yaml:"ports"`
 		Expose      []string          `yaml:"expose"`
 		Profiles    []string          `yaml:"profiles"`
-		DependsOn   map[string]struct {
+		Networks    map[string]struct {
+			Aliases []string `yaml:"aliases"`
+		} `yaml:"networks"`
+		DependsOn map[string]struct {
 			Condition string `yaml:"condition"`
 		} `yaml:"depends_on"`
 	} `yaml:"services"`
@@ -158,7 +161,9 @@ func TestComposeMatchesEnvoyBootstrap(t *testing.T) {
 	if !found {
 		t.Error("envoy/envoy.yaml has no tenantgate cluster endpoint")
 	}
-	// Every Bedrock cluster is named bedrock_<region> for the host it targets.
+	// Every Bedrock cluster is named bedrock_<region> for the host it
+	// targets, and the fake Bedrock runtime answers for that host.
+	aliases := svc["fakeaws"].Networks["default"].Aliases
 	nBedrock := 0
 	for _, cl := range e.StaticResources.Clusters {
 		if !strings.HasPrefix(cl.Name, "bedrock_") {
@@ -168,8 +173,12 @@ func TestComposeMatchesEnvoyBootstrap(t *testing.T) {
 		region := strings.ReplaceAll(strings.TrimPrefix(cl.Name, "bedrock_"), "_", "-")
 		for _, ep := range cl.LoadAssignment.Endpoints {
 			for _, lb := range ep.LbEndpoints {
-				if a := lb.Endpoint.Address.SocketAddress.Address; a != "bedrock-runtime."+region+".amazonaws.com" {
+				a := lb.Endpoint.Address.SocketAddress.Address
+				if a != "bedrock-runtime."+region+".amazonaws.com" {
 					t.Errorf("cluster %s targets %s", cl.Name, a)
+				}
+				if !slices.Contains(aliases, a) {
+					t.Errorf("fakeaws has no network alias %s for cluster %s", a, cl.Name)
 				}
 			}
 		}
@@ -185,6 +194,39 @@ func TestComposeMatchesEnvoyBootstrap(t *testing.T) {
 		port := strconv.Itoa(l.Address.SocketAddress.PortValue)
 		if !slices.ContainsFunc(svc["envoy"].Ports, func(p string) bool { return strings.HasSuffix(p, ":"+port) }) {
 			t.Errorf("envoy listener %s (:%s) is not published by the compose envoy service", l.Name, port)
+		}
+	}
+}
+
+// The fake-AWS override parses, only touches services of the base file, and
+// the fakeaws flags it relies on exist.
+func TestComposeFakeOverride(t *testing.T) {
+	var base, over composeFile
+	readYAML(t, "../docker-compose.yml", &base)
+	readYAML(t, "docker-compose.fake.yml", &over)
+	if len(over.Services) == 0 {
+		t.Fatal("override defines no services")
+	}
+	for name := range over.Services {
+		if _, ok := base.Services[name]; !ok {
+			t.Errorf("override names service %s, which docker-compose.yml lacks", name)
+		}
+	}
+	if got := over.Services["tenantgate"].Environment["AWS_ENDPOINT_URL_STS"]; got != "http://fakeaws:4566" {
+		t.Errorf("tenantgate STS endpoint = %q", got)
+	}
+	if !slices.Contains(base.Services["fakeaws"].Command, "0.0.0.0:4566") {
+		t.Errorf("fakeaws does not listen for STS on :4566: %v", base.Services["fakeaws"].Command)
+	}
+	src, err := os.ReadFile("../cmd/fakeaws/main.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, arg := range base.Services["fakeaws"].Command {
+		if name, ok := strings.CutPrefix(arg, "-"); ok {
+			if !strings.Contains(string(src), `"`+name+`"`) {
+				t.Errorf("cmd/fakeaws has no flag -%s", name)
+			}
 		}
 	}
 }

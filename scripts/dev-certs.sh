@@ -2,7 +2,8 @@
 # dev-certs.sh writes throwaway TLS files for Envoy's listeners (the names
 # envoy/envoy.yaml reads from /etc/envoy/tls): a local CA (also used as the
 # mesh client CA), a server certificate for localhost, and one client
-# certificate with a SPIFFE URI SAN for the mTLS mesh listener.
+# certificate with a SPIFFE URI SAN for the mTLS mesh listener, and the
+# certificate of the fake Bedrock runtime for docker compose's "fake" profile.
 # LOCAL USE ONLY. Usage: scripts/dev-certs.sh [DIR] (default .tmp/tls)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -27,6 +28,17 @@ printf 'subjectAltName=URI:spiffe://cluster.local/ns/agents/sa/worker\nextendedK
 openssl x509 -req -in client.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 30 \
 	-extfile client.ext -out client.crt 2>/dev/null
 
+# The fake Bedrock runtime (cmd/fakeaws) answers for every regional host.
+openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+	-subj "/CN=bedrock-runtime.us-east-1.amazonaws.com" -keyout fake-bedrock.key -out fake-bedrock.csr 2>/dev/null
+sans=""
+for r in us-east-1 us-west-2 eu-west-1 eu-central-1 ap-northeast-1 ap-southeast-2; do
+	sans="${sans:+$sans,}DNS:bedrock-runtime.$r.amazonaws.com"
+done
+printf 'subjectAltName=%s\nextendedKeyUsage=serverAuth\n' "$sans" >fake-bedrock.ext
+openssl x509 -req -in fake-bedrock.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 30 \
+	-extfile fake-bedrock.ext -out fake-bedrock.crt 2>/dev/null
+
 rm -f ./*.csr ./*.ext ca.srl
 chmod 0644 ./*.crt ./*.key # the Envoy image runs as a non-root user
-echo "dev-certs: wrote $(pwd)/{ca,mesh-ca,server,client}.{crt,key}"
+echo "dev-certs: wrote $(pwd)/{ca,mesh-ca,server,client,fake-bedrock}.{crt,key}"
