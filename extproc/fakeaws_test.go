@@ -1,0 +1,303 @@
+package extproc
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/test/bufconn"
+
+	"github.com/tenantgate/tenantgate/internal/awscreds"
+	"github.com/tenantgate/tenantgate/internal/config"
+	"github.com/tenantgate/tenantgate/internal/fakeaws/bedrock"
+	"github.com/tenantgate/tenantgate/internal/fakeaws/credstore"
+	fakests "github.com/tenantgate/tenantgate/internal/fakeaws/sts"
+	"github.com/tenantgate/tenantgate/internal/identity"
+	"github.com/tenantgate/tenantgate/internal/tenant"
+)
+
+const (
+	fakePlatformKey    = "AKIAFAKEPLATFORM0001"
+	fakePlatformSecret = "fake-platform-secret-0001"
+	fakePlatformARN    = "arn:aws:iam::000000000000:user/tenantgate-platform"
+)
+
+var fakeRegions = []string{"us-east-1", "eu-west-1", "ap-northeast-1"}
+
+// awsWorld is tenantgate's ext_proc wired to the fake STS (through the SDK
+// STS client over HTTP) and replaying to the fake Bedrock runtime, both of
+// which verify SigV4 like AWS.
+type awsWorld struct {
+	client  extprocv3.ExternalProcessorClient
+	sts     *fakests.Server
+	bedrock *bedrock.Server
+	brURL   string
+	routes  *fakeRoutes
+}
+
+func tenantRoleARN(i int) string { return fmt.Sprintf("arn:aws:iam::%012d:role/tenant-bedrock", 100000+i) }
+
+func newAWSWorld(t *testing.T, tenants int) *awsWorld {
+	t.Helper()
+	store := credstore.New(nil)
+	store.AddStatic(fakePlatformKey, fakePlatformSecret, fakePlatformARN)
+	routes := &fakeRoutes{routes: map[string]tenant.Route{}}
+	var roles []fakests.Role
+	for i := range tenants {
+		acct := fmt.Sprintf("acct-%02d", i)
+		r := tenant.Route{AccountID: acct, RoleARN: tenantRoleARN(i), ExternalID: "ext-" + acct, Region: fakeRegions[i%len(fakeRegions)], Enabled: true}
+		routes.routes[acct] = r
+		roles = append(roles, fakests.Role{ARN: r.RoleARN, ExternalID: r.ExternalID})
+	}
+	stsSrv, err := fakests.New(fakests.Config{Credentials: store, Roles: roles})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stsHTTP := httptest.NewServer(stsSrv)
+	t.Cleanup(stsHTTP.Close)
+	br, err := bedrock.New(bedrock.Config{Credentials: store, Regions: fakeRegions, StreamDelay: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	brHTTP := httptest.NewServer(br)
+	t.Cleanup(brHTTP.Close)
+
+	platform := credentials.NewStaticCredentialsProvider(fakePlatformKey, fakePlatformSecret, "")
+	cfg := testExtProcConfig()
+	cfg.AssumeRole = config.AssumeRole{Duration: config.Duration(time.Hour), RefreshBefore: config.Duration(5 * time.Minute),
+		RefreshJitter: config.Duration(time.Minute), FailureTTL: config.Duration(5 * time.Second),
+		Timeout: config.Duration(5 * time.Second), SessionNamePrefix: "tenantgate-"}
+	cache := awscreds.New(awscreds.Options{
+		Config: cfg.AssumeRole,
+		STSForRegion: awscreds.STSClients(aws.Config{
+			Region: cfg.DefaultRegion, Credentials: platform, BaseEndpoint: aws.String(stsHTTP.URL), HTTPClient: stsHTTP.Client(),
+		}),
+	})
+	srv, err := New(Options{Config: cfg, Platform: platform}, routes, cache)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lis := bufconn.Listen(1 << 20)
+	g := grpc.NewServer()
+	srv.Register(g)
+	go g.Serve(lis)
+	t.Cleanup(g.Stop)
+	conn, err := grpc.NewClient("passthrough:///bufnet",
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
+		grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return &awsWorld{client: extprocv3.NewExternalProcessorClient(conn), sts: stsSrv, bedrock: br, brURL: brHTTP.URL, routes: routes}
+}
+
+// send drives one request through ext_proc as Envoy does and replays the
+// mutated request to the fake Bedrock. It returns the final status.
+func (w *awsWorld) send(t testing.TB, id *identity.Identity, method, path string, body []byte) (int, string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	stream, err := w.client.Process(ctx)
+	if err != nil {
+		return 0, "", err
+	}
+	defer stream.CloseSend()
+	hs := clientHeaders(method, path)
+	if body != nil {
+		hs = append(hs, hdr{"content-length", fmt.Sprint(len(body))})
+	}
+	if err := stream.Send(headersMsg(id, body == nil, hs...)); err != nil {
+		return 0, "", err
+	}
+	r1, err := stream.Recv()
+	if err != nil {
+		return 0, "", err
+	}
+	if ir := r1.GetImmediateResponse(); ir != nil {
+		return int(ir.GetStatus().GetCode()), string(ir.GetBody()), nil
+	}
+	out := applyMutation(t, toMap(hs), r1.GetRequestHeaders().GetResponse().GetHeaderMutation())
+	if body != nil {
+		if err := stream.Send(bodyMsg(body, true)); err != nil {
+			return 0, "", err
+		}
+		r2, err := stream.Recv()
+		if err != nil {
+			return 0, "", err
+		}
+		if ir := r2.GetImmediateResponse(); ir != nil {
+			return int(ir.GetStatus().GetCode()), string(ir.GetBody()), nil
+		}
+		out = applyMutation(t, out, r2.GetRequestBody().GetResponse().GetHeaderMutation())
+	}
+	req, err := http.NewRequestWithContext(ctx, method, w.brURL, bytes.NewReader(body))
+	if err != nil {
+		return 0, "", err
+	}
+	rawPath, rawQuery, _ := strings.Cut(path, "?")
+	req.URL.Opaque, req.URL.RawQuery = rawPath, rawQuery
+	req.Host = out[":authority"][0]
+	for k, vs := range out {
+		if strings.HasPrefix(k, ":") || k == "content-length" {
+			continue
+		}
+		for _, v := range vs {
+			req.Header.Add(k, v)
+		}
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	rb, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(rb), nil
+}
+
+func checkRecord(t *testing.T, rec bedrock.Record) {
+	t.Helper()
+	if rec.BearerAuthorization || rec.APIKeyHeader || rec.AccountIDHeader {
+		t.Errorf("caller credentials or identity reached Bedrock: %+v", rec)
+	}
+	if slices.Contains(rec.SignedHeaders, "content-length") {
+		t.Errorf("content-length signed: %v", rec.SignedHeaders)
+	}
+	for _, h := range rec.NonAWSHeaders {
+		if h == "cookie" || h == "x-service-key" || strings.HasPrefix(h, "x-tenantgate-") {
+			t.Errorf("header %s reached Bedrock", h)
+		}
+	}
+}
+
+func TestAgainstFakeAWS(t *testing.T) {
+	w := newAWSWorld(t, 3)
+	ent := &identity.Identity{AccountID: "acct-01", Enterprise: true, Tier: "enterprise"} // eu-west-1
+	body := []byte(`{"messages":[{"role":"user","content":[{"text":"hello"}]}]}`)
+	cases := []struct {
+		name, method, path string
+		id                 *identity.Identity
+		body               []byte
+		wantPrincipal      string
+		wantRegion         string
+	}{
+		{"tenant converse model id with colon", "POST", "/model/anthropic.claude-3-haiku-20240307-v1%3A0/converse", ent, body, "assumed-role/tenant-bedrock/tenantgate-acct-01", "eu-west-1"},
+		{"tenant inference profile arn", "POST", "/model/arn%3Aaws%3Abedrock%3Aeu-west-1%3A123456789012%3Ainference-profile%2Feu.anthropic.claude-3-haiku-20240307-v1%3A0/converse", ent, body, "assumed-role/tenant-bedrock/tenantgate-acct-01", "eu-west-1"},
+		{"tenant invoke", "POST", "/model/anthropic.claude-3-haiku-20240307-v1%3A0/invoke", ent, []byte(`{"anthropic_version":"bedrock-2023-05-31","max_tokens":10,"messages":[{"role":"user","content":"hi"}]}`), "assumed-role/tenant-bedrock/tenantgate-acct-01", "eu-west-1"},
+		{"platform converse", "POST", "/model/anthropic.claude-3-haiku-20240307-v1%3A0/converse", proID, body, fakePlatformARN, "us-east-1"},
+		{"platform list async invokes", "GET", "/async-invoke?maxResults=2", proID, nil, fakePlatformARN, "us-east-1"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			w.bedrock.ResetRecords()
+			status, rb, err := w.send(t, tc.id, tc.method, tc.path, tc.body)
+			if err != nil || status != 200 {
+				t.Fatalf("status %d body %s err %v", status, rb, err)
+			}
+			recs := w.bedrock.Records()
+			if len(recs) != 1 {
+				t.Fatalf("%d records", len(recs))
+			}
+			rec := recs[0]
+			checkRecord(t, rec)
+			if !strings.Contains(rec.PrincipalARN, tc.wantPrincipal) || rec.Region != tc.wantRegion {
+				t.Fatalf("signed by %s in %s, want %s in %s", rec.PrincipalARN, rec.Region, tc.wantPrincipal, tc.wantRegion)
+			}
+			if rec.RawPath != strings.SplitN(tc.path, "?", 2)[0] {
+				t.Fatalf("raw path %q", rec.RawPath)
+			}
+		})
+	}
+	if n := w.sts.CallCount(tenantRoleARN(1)); n != 1 {
+		t.Fatalf("%d STS calls for the tenant, want 1", n)
+	}
+	calls := w.sts.Calls()
+	if c := calls[0]; c.ExternalID != "ext-acct-01" || c.RoleSessionName != "tenantgate-acct-01" || c.Principal != fakePlatformARN ||
+		len(c.Tags) != 1 || c.Tags[0].Key != "account_id" || c.Tags[0].Value != "acct-01" || c.DurationSeconds != 3600 {
+		t.Fatalf("AssumeRole call %+v", c)
+	}
+}
+
+func TestFakeAWSRoleDenied(t *testing.T) {
+	w := newAWSWorld(t, 1)
+	w.routes.mu.Lock()
+	r := w.routes.routes["acct-00"]
+	r.ExternalID = "not-the-right-one"
+	w.routes.routes["acct-00"] = r
+	w.routes.mu.Unlock()
+	id := &identity.Identity{AccountID: "acct-00", Enterprise: true}
+	status, rb, err := w.send(t, id, "POST", haikuPath, []byte(`{}`))
+	if err != nil || status != 403 || !strings.Contains(rb, "tenant_role_denied") {
+		t.Fatalf("status %d body %s err %v", status, rb, err)
+	}
+	if len(w.bedrock.Records()) != 0 {
+		t.Fatal("request reached Bedrock")
+	}
+}
+
+// TestFakeAWSManyTenants: 50 tenants × concurrent requests; every request is
+// signed by its own tenant's assumed role, each tenant costs one STS call
+// (counted at the fake STS), and no caller credential reaches Bedrock.
+func TestFakeAWSManyTenants(t *testing.T) {
+	const tenants, perTenant = 50, 4
+	w := newAWSWorld(t, tenants)
+	w.sts.Faults().SetLatency(20 * time.Millisecond)
+	body := []byte(`{"messages":[{"role":"user","content":[{"text":"hello"}]}]}`)
+	var wg sync.WaitGroup
+	errs := make(chan error, tenants*perTenant)
+	for i := range tenants {
+		for j := range perTenant {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				id := &identity.Identity{AccountID: fmt.Sprintf("acct-%02d", i), Enterprise: true}
+				path := haikuPath
+				if j%2 == 1 {
+					path = "/model/arn%3Aaws%3Abedrock%3Aus-east-1%3A123456789012%3Ainference-profile%2Fus.anthropic.claude-3-haiku-20240307-v1%3A0/converse"
+				}
+				if status, rb, err := w.send(t, id, "POST", path, body); status != 200 {
+					errs <- fmt.Errorf("tenant %d request %d: %d %s %v", i, j, status, rb, err)
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	recs := w.bedrock.Records()
+	if len(recs) != tenants*perTenant {
+		t.Fatalf("%d records, want %d", len(recs), tenants*perTenant)
+	}
+	perPrincipal := map[string]int{}
+	for _, rec := range recs {
+		checkRecord(t, rec)
+		if rec.Status != 200 {
+			t.Errorf("bedrock answered %d (%s)", rec.Status, rec.ErrorType)
+		}
+		perPrincipal[rec.PrincipalARN]++
+	}
+	for i := range tenants {
+		want := fmt.Sprintf("arn:aws:sts::%012d:assumed-role/tenant-bedrock/tenantgate-acct-%02d", 100000+i, i)
+		if perPrincipal[want] != perTenant {
+			t.Errorf("tenant %d: %d requests signed by its role (principals %d distinct)", i, perPrincipal[want], len(perPrincipal))
+		}
+		if n := w.sts.CallCount(tenantRoleARN(i)); n != 1 {
+			t.Errorf("tenant %d: %d STS calls, want 1", i, n)
+		}
+	}
+}
