@@ -49,7 +49,9 @@ type awsWorld struct {
 	routes  *fakeRoutes
 }
 
-func tenantRoleARN(i int) string { return fmt.Sprintf("arn:aws:iam::%012d:role/tenant-bedrock", 100000+i) }
+func tenantRoleARN(i int) string {
+	return fmt.Sprintf("arn:aws:iam::%012d:role/tenant-bedrock", 100000+i)
+}
 
 func newAWSWorld(t *testing.T, tenants int) *awsWorld {
 	t.Helper()
