@@ -53,9 +53,23 @@ func tenantRoleARN(i int) string {
 	return fmt.Sprintf("arn:aws:iam::%012d:role/tenant-bedrock", 100000+i)
 }
 
+// worldClock is the one clock of the fake AWS and tenantgate in a test.
+type worldClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *worldClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+
+func (c *worldClock) Add(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
+
 func newAWSWorld(t *testing.T, tenants int) *awsWorld {
+	return newAWSWorldAt(t, tenants, &worldClock{t: time.Now()})
+}
+
+func newAWSWorldAt(t *testing.T, tenants int, clock *worldClock) *awsWorld {
 	t.Helper()
-	store := credstore.New(nil)
+	store := credstore.New(clock.Now)
 	store.AddStatic(fakePlatformKey, fakePlatformSecret, fakePlatformARN)
 	routes := &fakeRoutes{routes: map[string]tenant.Route{}}
 	var roles []fakests.Role
@@ -65,13 +79,18 @@ func newAWSWorld(t *testing.T, tenants int) *awsWorld {
 		routes.routes[acct] = r
 		roles = append(roles, fakests.Role{ARN: r.RoleARN, ExternalID: r.ExternalID})
 	}
-	stsSrv, err := fakests.New(fakests.Config{Credentials: store, Roles: roles})
+	stsSrv, err := fakests.New(fakests.Config{
+		Credentials: store, Roles: roles, Now: clock.Now,
+		// The SDK's STS client signs with the real clock; the test clock
+		// may be ahead of it.
+		MaxSkew: 24 * time.Hour,
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	stsHTTP := httptest.NewServer(stsSrv)
 	t.Cleanup(stsHTTP.Close)
-	br, err := bedrock.New(bedrock.Config{Credentials: store, Regions: fakeRegions, StreamDelay: time.Millisecond})
+	br, err := bedrock.New(bedrock.Config{Credentials: store, Regions: fakeRegions, StreamDelay: time.Millisecond, Now: clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,11 +104,13 @@ func newAWSWorld(t *testing.T, tenants int) *awsWorld {
 		Timeout: config.Duration(5 * time.Second), SessionNamePrefix: "tenantgate-"}
 	cache := awscreds.New(awscreds.Options{
 		Config: cfg.AssumeRole,
+		Now:    clock.Now,
+		Rand:   func() float64 { return 0.5 },
 		STSForRegion: awscreds.STSClients(aws.Config{
 			Region: cfg.DefaultRegion, Credentials: platform, BaseEndpoint: aws.String(stsHTTP.URL), HTTPClient: stsHTTP.Client(),
 		}),
 	})
-	srv, err := New(Options{Config: cfg, Platform: platform}, routes, cache)
+	srv, err := New(Options{Config: cfg, Platform: platform, Now: clock.Now}, routes, cache)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -301,5 +322,84 @@ func TestFakeAWSManyTenants(t *testing.T) {
 		if n := w.sts.CallCount(tenantRoleARN(i)); n != 1 {
 			t.Errorf("tenant %d: %d STS calls, want 1", i, n)
 		}
+	}
+}
+
+// TestFakeAWSCredentialLifetime: within one credential lifetime a tenant
+// costs one STS call; inside the refresh window the old credentials keep
+// signing while exactly one refresh runs; after it every request is signed
+// with the new credentials.
+func TestFakeAWSCredentialLifetime(t *testing.T) {
+	clock := &worldClock{t: time.Now()}
+	const tenants = 10
+	w := newAWSWorldAt(t, tenants, clock)
+	body := []byte(`{"messages":[{"role":"user","content":[{"text":"hello"}]}]}`)
+	round := func() map[string]bool {
+		keys := map[string]bool{}
+		w.bedrock.ResetRecords()
+		var wg sync.WaitGroup
+		for i := range tenants {
+			for range 3 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					id := &identity.Identity{AccountID: fmt.Sprintf("acct-%02d", i), Enterprise: true}
+					if status, rb, err := w.send(t, id, "POST", haikuPath, body); status != 200 {
+						t.Errorf("tenant %d: %d %s %v", i, status, rb, err)
+					}
+				}()
+			}
+		}
+		wg.Wait()
+		for _, r := range w.bedrock.Records() {
+			keys[r.AccessKeyID] = true
+		}
+		return keys
+	}
+	calls := func() int {
+		n := 0
+		for i := range tenants {
+			n += w.sts.CallCount(tenantRoleARN(i))
+		}
+		return n
+	}
+	first := round()
+	if calls() != tenants || len(first) != tenants {
+		t.Fatalf("first round: %d STS calls, %d keys; want %d each", calls(), len(first), tenants)
+	}
+	clock.Add(30 * time.Minute)
+	if again := round(); calls() != tenants || len(again) != tenants {
+		t.Fatalf("mid-lifetime: %d STS calls, %d keys", calls(), len(again))
+	}
+	// Inside the refresh window (expiry - 5m - jitter): old credentials
+	// still sign while one background refresh per tenant runs.
+	clock.Add(25 * time.Minute)
+	round()
+	deadline := time.Now().Add(10 * time.Second)
+	for calls() < 2*tenants && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if calls() != 2*tenants {
+		t.Fatalf("%d STS calls after the refresh window, want %d", calls(), 2*tenants)
+	}
+	// The fake STS counts a call when it arrives; the cache stores the new
+	// credentials once the response is parsed, so allow a moment.
+	for attempt := 0; ; attempt++ {
+		stale := 0
+		for k := range round() {
+			if first[k] {
+				stale++
+			}
+		}
+		if stale == 0 {
+			break
+		}
+		if attempt == 50 {
+			t.Fatalf("old credentials still used after refresh by %d tenants", stale)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if calls() != 2*tenants {
+		t.Fatalf("%d STS calls, want %d", calls(), 2*tenants)
 	}
 }
