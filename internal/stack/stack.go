@@ -1,0 +1,639 @@
+// Package stack starts and stops the whole local tenantgate stack on free
+// loopback ports: a test PKI, the fake AWS endpoints (STS over HTTP, the
+// Bedrock runtime over HTTPS, their admin API) in-process, a JWKS issuer,
+// the tenantgate binary with a generated configuration, and a real Envoy
+// running the shipped envoy/envoy.yaml rewritten only in addresses, ports
+// and TLS file paths. It backs the end-to-end tests and the demo.
+package stack
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"gopkg.in/yaml.v3"
+
+	"github.com/tenantgate/tenantgate/envoy"
+	"github.com/tenantgate/tenantgate/internal/fakeaws"
+	"github.com/tenantgate/tenantgate/internal/fakeaws/bedrock"
+)
+
+// HS256Secret is the stack issuer's shared secret (test value).
+const HS256Secret = "stack-hs256-secret-for-tests-only-0123456789"
+
+// jwksKID is the key id of the stack issuer's RSA key.
+const jwksKID = "stack-rsa-1"
+
+// Options configure Start. The zero value runs the embedded demo tenants.
+type Options struct {
+	// Dir holds configs, certificates, binaries and logs; empty means a new
+	// temporary directory removed by Stop.
+	Dir string
+	// Logger receives the stack's own progress messages; nil discards.
+	Logger *slog.Logger
+	// EnvoyBin; empty means FindEnvoy.
+	EnvoyBin string
+	// TenantgateBin; empty means `go build ./cmd/tenantgate` into Dir
+	// (or $TENANTGATE_BIN when set).
+	TenantgateBin string
+	// DatabaseURL selects the PostgreSQL store (already migrated and seeded).
+	DatabaseURL string
+	// TenantsFile selects a tenants file; with neither set tenantgate uses
+	// its embedded demo tenants.
+	TenantsFile string
+	// Models maps tiers to allowed model globs (plans.models).
+	Models map[string][]string
+	// TrustedPrincipals are service.trusted_principals; nil means
+	// [WorkerSPIFFEID].
+	TrustedPrincipals []string
+	// StreamDelay between streamed fake events; zero means 50ms.
+	StreamDelay time.Duration
+}
+
+// Stack is a running local stack.
+type Stack struct {
+	// Dir holds every generated file and the logs.
+	Dir string
+	// Certs are the test PKI files.
+	Certs Certs
+	// EnvoyURL is Envoy's public TLS listener (https://127.0.0.1:port).
+	EnvoyURL string
+	// MeshURL is Envoy's mTLS listener for service callers.
+	MeshURL string
+	// EnvoyAdminURL is Envoy's admin interface.
+	EnvoyAdminURL string
+	// TenantgateGRPC and TenantgateHTTP are tenantgate's listen addresses.
+	TenantgateGRPC, TenantgateHTTP string
+	// FakeAdminURL is the base URL of the fake AWS admin API (/_fake/...).
+	FakeAdminURL string
+	// STSURL is the fake STS endpoint (AWS_ENDPOINT_URL_STS).
+	STSURL string
+	// Issuer is the JWT issuer configured in tenantgate.
+	Issuer string
+	// Fakes are the in-process fake AWS services.
+	Fakes *fakeaws.Fakes
+
+	opts        Options
+	log         *slog.Logger
+	ownDir      bool
+	rsaKey      *rsa.PrivateKey
+	servers     []*http.Server
+	tgConfig    string
+	tgBin       string
+	envoyBin    string
+	mu          sync.Mutex
+	tenantgate  *proc
+	envoy       *proc
+	fakeLog     *os.File
+	bedrockAddr string
+}
+
+// Start brings the stack up and waits until tenantgate is ready and Envoy
+// reports ready with a healthy tenantgate cluster. On error everything
+// already started is stopped and the error carries the log tails.
+func Start(ctx context.Context, o Options) (_ *Stack, err error) {
+	s := &Stack{opts: o, log: o.Logger, Dir: o.Dir}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.Dir == "" {
+		d, err := os.MkdirTemp("", "tenantgate-stack-")
+		if err != nil {
+			return nil, fmt.Errorf("stack: temp dir: %w", err)
+		}
+		s.Dir, s.ownDir = d, true
+	}
+	defer func() {
+		if err != nil {
+			tails := s.LogTails(4000)
+			_ = s.Stop()
+			err = fmt.Errorf("%w\n%s", err, tails)
+		}
+	}()
+	if s.Certs, err = WriteCerts(s.Dir, envoy.Regions); err != nil {
+		return nil, fmt.Errorf("stack: certs: %w", err)
+	}
+	if err := s.startFakes(); err != nil {
+		return nil, err
+	}
+	if err := s.startIssuer(); err != nil {
+		return nil, err
+	}
+	if s.tgBin, err = s.tenantgateBinary(ctx); err != nil {
+		return nil, err
+	}
+	if s.envoyBin = o.EnvoyBin; s.envoyBin == "" {
+		if s.envoyBin, err = FindEnvoy(ctx); err != nil {
+			return nil, fmt.Errorf("stack: %w", err)
+		}
+	}
+	if err := s.writeTenantgateConfig(); err != nil {
+		return nil, err
+	}
+	if err := s.StartTenantgate(ctx); err != nil {
+		return nil, err
+	}
+	if err := s.startEnvoy(ctx); err != nil {
+		return nil, err
+	}
+	s.log.Info("stack ready", "envoy", s.EnvoyURL, "mesh", s.MeshURL, "dir", s.Dir)
+	return s, nil
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("free port: %w", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+func (s *Stack) serve(h http.Handler, tlsCfg *tls.Config) (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", fmt.Errorf("stack: listen: %w", err)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ErrorLog: nil}
+	s.servers = append(s.servers, srv)
+	if tlsCfg != nil {
+		srv.TLSConfig = tlsCfg
+		go func() { _ = srv.ServeTLS(l, "", "") }()
+		return "https://" + l.Addr().String(), nil
+	}
+	go func() { _ = srv.Serve(l) }()
+	return "http://" + l.Addr().String(), nil
+}
+
+func (s *Stack) startFakes() error {
+	f, err := os.Create(filepath.Join(s.Dir, "fakeaws.log"))
+	if err != nil {
+		return fmt.Errorf("stack: fakeaws log: %w", err)
+	}
+	s.fakeLog = f
+	cfg := fakeaws.Default()
+	cfg.Regions = envoy.Regions
+	cfg.Platform = fakeaws.Platform{AccessKeyID: PlatformAccessKey, SecretAccessKey: PlatformSecretKey, PrincipalARN: PlatformPrincipal}
+	if s.opts.StreamDelay > 0 {
+		cfg.StreamDelay = s.opts.StreamDelay
+	}
+	fakes, err := fakeaws.New(cfg, slog.New(slog.NewJSONHandler(f, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	if err != nil {
+		return fmt.Errorf("stack: %w", err)
+	}
+	s.Fakes = fakes
+	if s.STSURL, err = s.serve(fakes.STS, nil); err != nil {
+		return err
+	}
+	cert, err := tls.LoadX509KeyPair(s.Certs.BedrockCert, s.Certs.BedrockKey)
+	if err != nil {
+		return fmt.Errorf("stack: bedrock cert: %w", err)
+	}
+	bedrockURL, err := s.serve(fakes.Bedrock, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+	if err != nil {
+		return err
+	}
+	s.bedrockAddr = strings.TrimPrefix(bedrockURL, "https://")
+	if s.FakeAdminURL, err = s.serve(fakes.AdminHandler(), nil); err != nil {
+		return err
+	}
+	return nil
+}
+
+func (s *Stack) startIssuer() error {
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		return fmt.Errorf("stack: rsa key: %w", err)
+	}
+	s.rsaKey = key
+	jwks, err := json.Marshal(map[string]any{"keys": []any{map[string]any{
+		"kty": "RSA", "kid": jwksKID, "alg": "RS256", "use": "sig",
+		"n": base64.RawURLEncoding.EncodeToString(key.N.Bytes()),
+		"e": base64.RawURLEncoding.EncodeToString(big.NewInt(int64(key.E)).Bytes()),
+	}}})
+	if err != nil {
+		return fmt.Errorf("stack: jwks: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /auth/v1/.well-known/jwks.json", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(jwks)
+	})
+	base, err := s.serve(mux, nil)
+	if err != nil {
+		return err
+	}
+	s.Issuer = base + "/auth/v1"
+	return nil
+}
+
+// Token mints an RS256 access token (served through the stack's JWKS) for
+// userID, like Supabase Auth: iss, sub, aud authenticated, role
+// authenticated, exp in ttl.
+func (s *Stack) Token(userID string, ttl time.Duration) (string, error) {
+	t := jwt.NewWithClaims(jwt.SigningMethodRS256, s.claims(userID, ttl))
+	t.Header["kid"] = jwksKID
+	tok, err := t.SignedString(s.rsaKey)
+	if err != nil {
+		return "", fmt.Errorf("stack: sign token: %w", err)
+	}
+	return tok, nil
+}
+
+// HS256Token mints a token signed with the legacy shared secret.
+func (s *Stack) HS256Token(userID string, ttl time.Duration) (string, error) {
+	tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, s.claims(userID, ttl)).SignedString([]byte(HS256Secret))
+	if err != nil {
+		return "", fmt.Errorf("stack: sign token: %w", err)
+	}
+	return tok, nil
+}
+
+func (s *Stack) claims(userID string, ttl time.Duration) jwt.MapClaims {
+	now := time.Now()
+	return jwt.MapClaims{
+		"iss": s.Issuer, "sub": userID, "aud": "authenticated", "role": "authenticated",
+		"iat": now.Unix(), "exp": now.Add(ttl).Unix(), "email": userID[:8] + "@example.test",
+	}
+}
+
+func (s *Stack) tenantgateBinary(ctx context.Context) (string, error) {
+	if s.opts.TenantgateBin != "" {
+		return s.opts.TenantgateBin, nil
+	}
+	if p := os.Getenv("TENANTGATE_BIN"); p != "" {
+		return p, nil
+	}
+	root, err := ModuleRoot()
+	if err != nil {
+		return "", fmt.Errorf("stack: %w", err)
+	}
+	out := filepath.Join(s.Dir, "tenantgate")
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", out, "./cmd/tenantgate")
+	cmd.Dir = root
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("stack: go build ./cmd/tenantgate: %w\n%s", err, b)
+	}
+	return out, nil
+}
+
+func (s *Stack) writeTenantgateConfig() error {
+	gp, err := freePort()
+	if err != nil {
+		return err
+	}
+	hp, err := freePort()
+	if err != nil {
+		return err
+	}
+	s.TenantgateGRPC = fmt.Sprintf("127.0.0.1:%d", gp)
+	s.TenantgateHTTP = fmt.Sprintf("127.0.0.1:%d", hp)
+	principals := s.opts.TrustedPrincipals
+	if principals == nil {
+		principals = []string{WorkerSPIFFEID}
+	}
+	store := map[string]any{"cache_ttl": "5s", "negative_cache_ttl": "2s"}
+	if s.opts.DatabaseURL != "" {
+		store["database_url"] = s.opts.DatabaseURL
+	} else if s.opts.TenantsFile != "" {
+		store["tenants_file"] = s.opts.TenantsFile
+	}
+	cfg := map[string]any{
+		"server": map[string]any{"grpc_listen": s.TenantgateGRPC, "http_listen": s.TenantgateHTTP, "log_level": "debug", "log_format": "json", "shutdown_grace": "2s"},
+		"store":  store,
+		"auth": map[string]any{
+			"api_keys": map[string]any{"secret": APIKeySecret},
+			"issuers": []any{map[string]any{
+				"issuer": s.Issuer, "hs256_secret": HS256Secret, "hs256_secret_env": "-",
+				"jwks": true, "jwks_url": s.Issuer + "/.well-known/jwks.json",
+			}},
+		},
+		"service": map[string]any{"trusted_principals": principals},
+		"extproc": map[string]any{"default_region": DefaultRegion},
+	}
+	if len(s.opts.Models) > 0 {
+		cfg["plans"] = map[string]any{"models": s.opts.Models}
+	}
+	b, err := yaml.Marshal(cfg)
+	if err != nil {
+		return fmt.Errorf("stack: tenantgate config: %w", err)
+	}
+	s.tgConfig = filepath.Join(s.Dir, "tenantgate.yaml")
+	if err := os.WriteFile(s.tgConfig, b, 0o600); err != nil {
+		return fmt.Errorf("stack: tenantgate config: %w", err)
+	}
+	return nil
+}
+
+// StartTenantgate (re)starts tenantgate and waits for /readyz.
+func (s *Stack) StartTenantgate(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.tenantgate != nil {
+		return errors.New("stack: tenantgate already running")
+	}
+	env := cleanEnv()
+	env = append(env,
+		"AWS_ENDPOINT_URL_STS="+s.STSURL,
+		"AWS_ACCESS_KEY_ID="+PlatformAccessKey,
+		"AWS_SECRET_ACCESS_KEY="+PlatformSecretKey,
+		"AWS_REGION="+DefaultRegion,
+		"AWS_EC2_METADATA_DISABLED=true",
+		"AWS_CONFIG_FILE="+filepath.Join(s.Dir, "no-aws-config"),
+		"AWS_SHARED_CREDENTIALS_FILE="+filepath.Join(s.Dir, "no-aws-credentials"),
+	)
+	p, err := startProc(s.Dir, "tenantgate", env, s.tgBin, "serve", "--config", s.tgConfig)
+	if err != nil {
+		return err
+	}
+	s.tenantgate = p
+	if err := waitHTTP(ctx, p, "http://"+s.TenantgateHTTP+"/readyz", 60*time.Second); err != nil {
+		return fmt.Errorf("stack: tenantgate not ready: %w", err)
+	}
+	return nil
+}
+
+// StopTenantgate stops tenantgate (Envoy keeps running: requests must fail closed).
+func (s *Stack) StopTenantgate() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.tenantgate == nil {
+		return nil
+	}
+	err := s.tenantgate.stop()
+	s.tenantgate = nil
+	return err
+}
+
+// cleanEnv is the parent environment without AWS_* settings.
+func cleanEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if strings.HasPrefix(kv, "AWS_") || strings.HasPrefix(kv, "TENANTGATE_DATABASE_URL=") ||
+			strings.HasPrefix(kv, "API_KEY_SECRET=") || strings.HasPrefix(kv, "SUPABASE_") {
+			continue
+		}
+		env = append(env, kv)
+	}
+	return env
+}
+
+func (s *Stack) startEnvoy(ctx context.Context) error {
+	var ports EnvoyPorts
+	for _, p := range []*int{&ports.Admin, &ports.Public, &ports.Mesh} {
+		n, err := freePort()
+		if err != nil {
+			return err
+		}
+		*p = n
+	}
+	_, gport, _ := net.SplitHostPort(s.TenantgateGRPC)
+	_, bport, _ := net.SplitHostPort(s.bedrockAddr)
+	fmt.Sscan(gport, &ports.Tenantgate)
+	fmt.Sscan(bport, &ports.Bedrock)
+	ports.ServerCert, ports.ServerKey = s.Certs.EnvoyCert, s.Certs.EnvoyKey
+	ports.MeshCA, ports.UpstreamCA = s.Certs.CA, s.Certs.CA
+	b, err := RewriteBootstrap(envoy.Bootstrap, ports)
+	if err != nil {
+		return fmt.Errorf("stack: %w", err)
+	}
+	cfgPath := filepath.Join(s.Dir, "envoy.yaml")
+	if err := os.WriteFile(cfgPath, b, 0o600); err != nil {
+		return fmt.Errorf("stack: envoy config: %w", err)
+	}
+	p, err := startProc(s.Dir, "envoy", os.Environ(), s.envoyBin, "-c", cfgPath, "--disable-hot-restart",
+		"--concurrency", "2", "-l", "info", "--drain-time-s", "1")
+	if err != nil {
+		return err
+	}
+	s.envoy = p
+	s.EnvoyAdminURL = fmt.Sprintf("http://127.0.0.1:%d", ports.Admin)
+	s.EnvoyURL = fmt.Sprintf("https://127.0.0.1:%d", ports.Public)
+	s.MeshURL = fmt.Sprintf("https://127.0.0.1:%d", ports.Mesh)
+	if err := waitHTTP(ctx, p, s.EnvoyAdminURL+"/ready", 60*time.Second); err != nil {
+		return fmt.Errorf("stack: envoy not ready: %w", err)
+	}
+	// The tenantgate cluster is health checked: wait for the first pass.
+	want := fmt.Sprintf("tenantgate::%s::health_flags::healthy", s.TenantgateGRPC)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		body, err := httpGet(ctx, s.EnvoyAdminURL+"/clusters")
+		if err == nil && strings.Contains(body, want) {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("stack: envoy never saw tenantgate healthy (%s)", want)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("stack: %w", ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// TenantgateHealthy reports whether Envoy currently considers the
+// tenantgate cluster healthy.
+func (s *Stack) TenantgateHealthy(ctx context.Context) bool {
+	body, err := httpGet(ctx, s.EnvoyAdminURL+"/clusters")
+	return err == nil && strings.Contains(body, fmt.Sprintf("tenantgate::%s::health_flags::healthy", s.TenantgateGRPC))
+}
+
+func httpGet(ctx context.Context, url string) (string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return "", err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return string(b), fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	return string(b), err
+}
+
+func waitHTTP(ctx context.Context, p *proc, url string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		if _, err := httpGet(ctx, url); err == nil {
+			return nil
+		}
+		if p.exited() {
+			return fmt.Errorf("%s exited: %v", p.name, p.waitErr)
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s: no 200 from %s within %v", p.name, url, timeout)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// Stop shuts everything down and removes a temporary Dir.
+func (s *Stack) Stop() error {
+	var errs []error
+	s.mu.Lock()
+	for _, p := range []**proc{&s.envoy, &s.tenantgate} {
+		if *p != nil {
+			if err := (*p).stop(); err != nil {
+				errs = append(errs, err)
+			}
+			*p = nil
+		}
+	}
+	s.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	for _, srv := range s.servers {
+		_ = srv.Shutdown(ctx)
+		_ = srv.Close()
+	}
+	s.servers = nil
+	if s.fakeLog != nil {
+		_ = s.fakeLog.Close()
+		s.fakeLog = nil
+	}
+	if s.ownDir && os.Getenv("TENANTGATE_KEEP_STACK") == "" {
+		if err := os.RemoveAll(s.Dir); err != nil {
+			errs = append(errs, fmt.Errorf("stack: remove dir: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// LogTails returns the last max bytes of every log file, for failure output.
+func (s *Stack) LogTails(max int64) string {
+	var b strings.Builder
+	for _, name := range []string{"tenantgate.log", "envoy.log", "fakeaws.log"} {
+		f, err := os.Open(filepath.Join(s.Dir, name))
+		if err != nil {
+			continue
+		}
+		st, _ := f.Stat()
+		if st != nil && st.Size() > max {
+			_, _ = f.Seek(st.Size()-max, io.SeekStart)
+		}
+		data, _ := io.ReadAll(f)
+		f.Close()
+		fmt.Fprintf(&b, "----- %s (last %d bytes) -----\n%s\n", name, max, data)
+	}
+	return b.String()
+}
+
+// ClientTLS returns a TLS config trusting the stack CA, presenting the
+// given client certificate when certFile is not empty.
+func (s *Stack) ClientTLS(certFile, keyFile string) (*tls.Config, error) {
+	pem, err := os.ReadFile(s.Certs.CA)
+	if err != nil {
+		return nil, fmt.Errorf("stack: read CA: %w", err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+	cfg := &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	if certFile != "" {
+		c, err := tls.LoadX509KeyPair(certFile, keyFile)
+		if err != nil {
+			return nil, fmt.Errorf("stack: client cert: %w", err)
+		}
+		cfg.Certificates = []tls.Certificate{c}
+	}
+	return cfg, nil
+}
+
+// HTTPClient returns an HTTP client for Envoy's listeners (see ClientTLS).
+func (s *Stack) HTTPClient(certFile, keyFile string) (*http.Client, error) {
+	cfg, err := s.ClientTLS(certFile, keyFile)
+	if err != nil {
+		return nil, err
+	}
+	return &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{TLSClientConfig: cfg, ForceAttemptHTTP2: true}}, nil
+}
+
+// Records returns the fake Bedrock's request records.
+func (s *Stack) Records() []bedrock.Record { return s.Fakes.Bedrock.Records() }
+
+// ResetRecords forgets the fake Bedrock's records and STS calls.
+func (s *Stack) ResetRecords() {
+	s.Fakes.Bedrock.ResetRecords()
+	s.Fakes.STS.ResetCalls()
+}
+
+// proc is a child process with its output in Dir/<name>.log.
+type proc struct {
+	name    string
+	cmd     *exec.Cmd
+	done    chan struct{}
+	waitErr error
+}
+
+func startProc(dir, name string, env []string, bin string, args ...string) (*proc, error) {
+	logf, err := os.OpenFile(filepath.Join(dir, name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("stack: %s log: %w", name, err)
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Env = env
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return nil, fmt.Errorf("stack: start %s: %w", name, err)
+	}
+	p := &proc{name: name, cmd: cmd, done: make(chan struct{})}
+	go func() {
+		p.waitErr = cmd.Wait()
+		logf.Close()
+		close(p.done)
+	}()
+	return p, nil
+}
+
+func (p *proc) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+func (p *proc) stop() error {
+	if p.exited() {
+		return nil
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+		return nil
+	case <-time.After(10 * time.Second):
+	}
+	_ = p.cmd.Process.Kill()
+	<-p.done
+	return fmt.Errorf("stack: %s did not stop on SIGTERM; killed", p.name)
+}
