@@ -38,11 +38,13 @@ type testAuthz struct{}
 
 func (testAuthz) Check(_ context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
 	var id *identity.Identity
-	switch req.GetAttributes().GetRequest().GetHttp().GetHeaders()["x-test-tenant"] {
-	case "ent":
+	switch v := req.GetAttributes().GetRequest().GetHttp().GetHeaders()["x-test-tenant"]; {
+	case v == "ent":
 		id = entID
-	case "pro":
+	case v == "pro":
 		id = proID
+	case strings.HasPrefix(v, "enterprise:"):
+		id = &identity.Identity{AccountID: strings.TrimPrefix(v, "enterprise:"), Enterprise: true, Tier: "enterprise"}
 	}
 	resp := &authv3.CheckResponse{Status: &status.Status{}, HttpResponse: &authv3.CheckResponse_OkResponse{OkResponse: &authv3.OkHttpResponse{}}}
 	if id != nil {
@@ -145,19 +147,7 @@ admin:
 // returns Envoy's listener port and the upstream.
 func startEnvoy(t *testing.T, allowModeOverride, gatewayToUpstream bool) (int, *fakeBedrock) {
 	t.Helper()
-	bin := envoyBinary()
-	if _, err := os.Stat(bin); err != nil {
-		t.Skipf("envoy not available at %s", bin)
-	}
-	if testing.Short() {
-		t.Skip("short mode")
-	}
 	fb := &fakeBedrock{t: t, signers: map[string]string{}}
-	up := httptest.NewServer(fb)
-	t.Cleanup(up.Close)
-	upPort := up.Listener.Addr().(*net.TCPAddr).Port
-
-	// ext_authz and ext_proc on one gRPC server.
 	srv, err := New(Options{
 		Config:   testExtProcConfig(),
 		Platform: aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) { return platformCreds, nil }),
@@ -165,6 +155,25 @@ func startEnvoy(t *testing.T, allowModeOverride, gatewayToUpstream bool) (int, *
 	if err != nil {
 		t.Fatal(err)
 	}
+	return startEnvoyWith(t, srv, fb, allowModeOverride, gatewayToUpstream), fb
+}
+
+// startEnvoyWith starts upstream, ext_authz + srv, and Envoy; it returns
+// Envoy's listener port.
+func startEnvoyWith(t *testing.T, srv *Server, upstream http.Handler, allowModeOverride, gatewayToUpstream bool) int {
+	t.Helper()
+	bin := envoyBinary()
+	if _, err := os.Stat(bin); err != nil {
+		t.Skipf("envoy not available at %s", bin)
+	}
+	if testing.Short() {
+		t.Skip("short mode")
+	}
+	up := httptest.NewServer(upstream)
+	t.Cleanup(up.Close)
+	upPort := up.Listener.Addr().(*net.TCPAddr).Port
+
+	// ext_authz and ext_proc on one gRPC server.
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -205,7 +214,7 @@ func startEnvoy(t *testing.T, allowModeOverride, gatewayToUpstream bool) (int, *
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
-				return listen, fb
+				return listen
 			}
 		}
 		if time.Now().After(deadline) {

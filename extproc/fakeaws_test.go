@@ -47,6 +47,7 @@ type awsWorld struct {
 	bedrock *bedrock.Server
 	brURL   string
 	routes  *fakeRoutes
+	srv     *Server
 }
 
 func tenantRoleARN(i int) string {
@@ -126,7 +127,7 @@ func newAWSWorldAt(t *testing.T, tenants int, clock *worldClock) *awsWorld {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	return &awsWorld{client: extprocv3.NewExternalProcessorClient(conn), sts: stsSrv, bedrock: br, brURL: brHTTP.URL, routes: routes}
+	return &awsWorld{client: extprocv3.NewExternalProcessorClient(conn), sts: stsSrv, bedrock: br, brURL: brHTTP.URL, routes: routes, srv: srv}
 }
 
 // send drives one request through ext_proc as Envoy does and replays the
@@ -401,5 +402,48 @@ func TestFakeAWSCredentialLifetime(t *testing.T) {
 	}
 	if calls() != 2*tenants {
 		t.Fatalf("%d STS calls, want %d", calls(), 2*tenants)
+	}
+}
+
+// TestEnvoyWithFakeAWS runs the whole chain: a real Envoy with ext_authz and
+// this ext_proc, the SDK STS client against the fake STS, and Envoy
+// forwarding to the fake Bedrock runtime, including a streamed response.
+func TestEnvoyWithFakeAWS(t *testing.T) {
+	w := newAWSWorld(t, 3)
+	listen := startEnvoyWith(t, w.srv, w.bedrock, true, false)
+	body := []byte(`{"messages":[{"role":"user","content":[{"text":"hello"}]}]}`)
+	cases := []struct {
+		name, tenant, method, path string
+		body                       []byte
+		wantPrincipal, wantRegion  string
+		wantStream                 bool
+	}{
+		{"tenant converse", "enterprise:acct-01", "POST", haikuPath, body, "assumed-role/tenant-bedrock/tenantgate-acct-01", "eu-west-1", false},
+		{"tenant converse-stream arn", "enterprise:acct-01", "POST", "/model/arn%3Aaws%3Abedrock%3Aeu-west-1%3A123456789012%3Ainference-profile%2Feu.anthropic.claude-3-haiku-20240307-v1%3A0/converse-stream", body, "assumed-role/tenant-bedrock/tenantgate-acct-01", "eu-west-1", true},
+		{"platform converse-stream", "pro", "POST", "/model/anthropic.claude-3-haiku-20240307-v1%3A0/converse-stream", body, fakePlatformARN, "us-east-1", true},
+		{"platform list async", "pro", "GET", "/async-invoke?maxResults=2", nil, fakePlatformARN, "us-east-1", false},
+	}
+	for i, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			w.bedrock.ResetRecords()
+			status, rb, hdr := sendThroughEnvoy(t, listen, tc.tenant, fmt.Sprintf("fake-%d", i), tc.method, tc.path, tc.body)
+			if status != 200 {
+				t.Fatalf("status %d: %s", status, rb)
+			}
+			if tc.wantStream != strings.Contains(hdr.Get("Content-Type"), "eventstream") {
+				t.Fatalf("content-type %q", hdr.Get("Content-Type"))
+			}
+			if tc.wantStream && !bytes.Contains(rb, []byte("messageStop")) {
+				t.Fatalf("stream truncated: %d bytes", len(rb))
+			}
+			recs := w.bedrock.Records()
+			if len(recs) != 1 {
+				t.Fatalf("%d records", len(recs))
+			}
+			checkRecord(t, recs[0])
+			if !strings.Contains(recs[0].PrincipalARN, tc.wantPrincipal) || recs[0].Region != tc.wantRegion {
+				t.Fatalf("signed by %s in %s", recs[0].PrincipalARN, recs[0].Region)
+			}
+		})
 	}
 }
