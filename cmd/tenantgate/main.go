@@ -1,0 +1,174 @@
+// Command tenantgate runs the tenant-aware ext_authz + ext_proc service that
+// sits beside Envoy in front of AWS Bedrock. main only parses flags and
+// calls internal/app.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/tenantgate/tenantgate/internal/app"
+	"github.com/tenantgate/tenantgate/internal/config"
+	"github.com/tenantgate/tenantgate/internal/logging"
+	"github.com/tenantgate/tenantgate/internal/version"
+)
+
+const usage = `tenantgate: tenant-aware ext_authz and ext_proc for Envoy in front of AWS Bedrock
+
+Usage:
+  tenantgate serve [--config FILE]
+        Serve ext_authz, ext_proc and gRPC health (server.grpc_listen, default :9191)
+        and /healthz, /readyz, /metrics (server.http_listen, default :9192).
+        Without --config: defaults and the embedded demo tenants.
+  tenantgate migrate [--database-url URL] [--dev]
+        Apply the database migrations. URL defaults to $TENANTGATE_DATABASE_URL.
+        --dev first creates a minimal basejump/credit_accounts/api_keys schema.
+  tenantgate check-config [--config FILE]
+        Validate a configuration (environment applied) and print it with secrets redacted.
+  tenantgate version
+        Print the build version.
+
+Secrets may come from the environment: TENANTGATE_DATABASE_URL, SUPABASE_JWT_SECRET,
+API_KEY_SECRET, SUPABASE_ANON_KEY (via auth.issuers[].jwks_headers_env).
+`
+
+// errUsage marks command-line mistakes (exit 2).
+var errUsage = errors.New("usage error")
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Getenv))
+}
+
+// run executes one subcommand and returns the exit code.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	var err error
+	switch args[0] {
+	case "serve":
+		err = serve(ctx, args[1:], stderr, getenv)
+	case "migrate":
+		err = migrate(ctx, args[1:], stderr, getenv)
+	case "check-config":
+		err = checkConfig(args[1:], stdout, stderr, getenv)
+	case "version", "--version", "-version":
+		if len(args) > 1 {
+			err = fmt.Errorf("%w: version takes no arguments", errUsage)
+			break
+		}
+		fmt.Fprintln(stdout, version.Get().String())
+	case "help", "-h", "--help", "-help":
+		fmt.Fprint(stdout, usage)
+	default:
+		err = fmt.Errorf("%w: unknown command %q", errUsage, args[0])
+	}
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.Is(err, errUsage):
+		fmt.Fprintf(stderr, "tenantgate: %v\n\n%s", err, usage)
+		return 2
+	default:
+		fmt.Fprintf(stderr, "tenantgate: %v\n", err)
+		return 1
+	}
+}
+
+func newFlags(name string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("tenantgate "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return fs
+}
+
+func parse(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
+	}
+	return nil
+}
+
+func serve(ctx context.Context, args []string, stderr io.Writer, getenv func(string) string) error {
+	fs := newFlags("serve", stderr)
+	path := fs.String("config", "", "YAML configuration file (optional)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	cfg, err := config.Load(*path, getenv)
+	if err != nil {
+		return err
+	}
+	log, err := logging.New(stderr, cfg.Server.LogLevel, cfg.Server.LogFormat)
+	if err != nil {
+		return err
+	}
+	log.Info("starting", slog.String("version", version.Get().String()))
+	a, err := app.New(ctx, cfg, app.Options{Logger: log, Getenv: getenv})
+	if err != nil {
+		return err
+	}
+	return a.Run(ctx)
+}
+
+func migrate(ctx context.Context, args []string, stderr io.Writer, getenv func(string) string) error {
+	fs := newFlags("migrate", stderr)
+	url := fs.String("database-url", "", "PostgreSQL URL (default $"+config.EnvDatabaseURL+")")
+	dev := fs.Bool("dev", false, "also create the minimal basejump/credit_accounts/api_keys development schema")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *url == "" {
+		*url = getenv(config.EnvDatabaseURL)
+	}
+	if *url == "" {
+		return fmt.Errorf("%w: migrate needs --database-url or %s", errUsage, config.EnvDatabaseURL)
+	}
+	log, err := logging.New(stderr, "info", "text")
+	if err != nil {
+		return err
+	}
+	if err := app.Migrate(ctx, *url, *dev, log); err != nil {
+		return err
+	}
+	log.Info("migrations applied", slog.Bool("dev_schema", *dev))
+	return nil
+}
+
+func checkConfig(args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+	fs := newFlags("check-config", stderr)
+	path := fs.String("config", "", "YAML configuration file (optional: defaults only)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	cfg, err := config.Load(*path, getenv)
+	if err != nil {
+		return err
+	}
+	out, err := app.EffectiveYAML(cfg)
+	if err != nil {
+		return err
+	}
+	if _, err := stdout.Write(out); err != nil {
+		return fmt.Errorf("write: %w", err)
+	}
+	fmt.Fprintf(stderr, "configuration OK (store: %s)\n", app.StoreKind(cfg.Store))
+	return nil
+}
