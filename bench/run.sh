@@ -3,10 +3,16 @@
 # per benchmark group. Each row shows the median ns/op over BENCH_COUNT runs,
 # the spread of those runs, B/op, allocs/op, the ratio of its ns/op to the
 # group's first row (the baseline) and any extra metrics the benchmark
-# reports (MB/s, sts_calls/op, latency percentiles).
+# reports (MB/s, sts_calls/op, p50_ms/p99_ms), with their own ratio to the
+# baseline row when it reports the same metric.
 #
-#   bench/run.sh                 # everything, -count=3
-#   BENCH=Sign bench/run.sh      # only the matching benchmarks
+# The end-to-end group (BenchmarkE2E: Envoy + tenantgate + fake AWS on
+# loopback) runs separately with exactly BENCH_E2E_N sequential requests per
+# row; it is skipped when no Envoy is found (set ENVOY_BIN).
+#
+#   bench/run.sh                                  # everything
+#   BENCH=Sign bench/run.sh                       # only matching groups
+#   BENCH_E2E=0 bench/run.sh                      # without the end-to-end group
 #   BENCH_COUNT=1 BENCH_TIME=300ms bench/run.sh   # quick look
 #   BENCH_RAW=out.txt bench/run.sh                # keep the raw go test output
 set -euo pipefail
@@ -18,12 +24,23 @@ pattern=${BENCH:-.}
 raw=${BENCH_RAW:-$(mktemp)}
 [[ -n ${BENCH_RAW:-} ]] || trap 'rm -f "$raw"' EXIT
 
+e2e=${BENCH_E2E:-1}
+e2e_n=${BENCH_E2E_N:-200}
+e2e_count=${BENCH_E2E_COUNT:-1}
+
+run() {
+	if ! go test -run='^$' -benchmem -timeout=15m "$@" ./bench/ >>"$raw" 2>&1; then
+		cat "$raw" >&2
+		echo "bench/run.sh: go test $* failed" >&2
+		exit 1
+	fi
+}
+
+: >"$raw"
 start=$(date +%s)
-if ! go test -run='^$' -bench="$pattern" -benchmem -count="$count" -benchtime="$benchtime" \
-	-timeout=15m ./bench/ >"$raw" 2>&1; then
-	cat "$raw" >&2
-	echo "bench/run.sh: go test failed" >&2
-	exit 1
+run -bench="$pattern" -skip='^BenchmarkE2E$' -count="$count" -benchtime="$benchtime"
+if [[ $e2e == 1 ]]; then
+	run -bench='^BenchmarkE2E$' -count="$e2e_count" -benchtime="${e2e_n}x"
 fi
 elapsed=$(($(date +%s) - start))
 
@@ -31,7 +48,8 @@ cpu=$(awk -F': ' '/^cpu:/ {print $2; exit}' "$raw")
 echo "# tenantgate benchmarks"
 echo
 echo "$(date -u +%Y-%m-%d), $(go env GOVERSION) $(go env GOOS)/$(go env GOARCH), ${cpu:-unknown cpu}, $(nproc) cores;" \
-	"-count=$count -benchtime=$benchtime, ${elapsed}s total. Median of the runs; spread = (max-min)/median."
+	"-count=$count -benchtime=$benchtime (end-to-end: ${e2e_n} requests per row, -count=$e2e_count), ${elapsed}s total." \
+	"Median of the runs; spread = (max-min)/median."
 
 awk '
 function median(list,   a, n, i, j, t) {
@@ -84,7 +102,11 @@ END {
 			ns = median(vals[grp, row, "ns/op"])
 			other = ""
 			n = split(extra[grp, row], units, " ")
-			for (u = 1; u <= n; u++) other = other sprintf("%s%.4g %s", (u > 1 ? ", " : ""), median(vals[grp, row, units[u]]), units[u])
+			for (u = 1; u <= n; u++) {
+				v = median(vals[grp, row, units[u]])
+				other = other sprintf("%s%.4g %s", (u > 1 ? ", " : ""), v, units[u])
+				if (r > 1 && (grp, rows[grp, 1], units[u]) in vals) other = other " (" ratio(v, median(vals[grp, rows[grp, 1], units[u]])) ")"
+			}
 			bop = ((grp, row, "B/op") in vals) ? sprintf("%.0f", median(vals[grp, row, "B/op"])) : "-"
 			aop = ((grp, row, "allocs/op") in vals) ? sprintf("%.0f", median(vals[grp, row, "allocs/op"])) : "-"
 			label = row; gsub(/_/, " ", label)
