@@ -19,6 +19,7 @@ func FuzzRequestHeaders(f *testing.F) {
 	f.Add("POST", "/model/x/invoke-with-bidirectional-stream", "x-amzn-bedrock-trace", "ENABLED", true, true)
 	f.Add("GET", "/async-invoke/%ZZ", "host", "evil.example", false, true)
 	f.Add("POST", "/guardrail/g1/version/1/apply?a=%", "content-length", "-1", false, true)
+	f.Add("GET", "/async-invoke", "ACCept", "0\t0", false, true)
 	f.Fuzz(func(t *testing.T, method, path, hk, hv string, enterprise, eos bool) {
 		s := newTestServer(t, testExtProcConfig(), defaultRoutes(), &fakeCreds{})
 		account := "acct-pro"

@@ -113,6 +113,13 @@ func (s *Signer) Sign(ctx context.Context, creds aws.Credentials, region string,
 	for name, vals := range req.Header {
 		lname := strings.ToLower(name)
 		if Signable(lname) {
+			for _, v := range vals {
+				if !printableASCII(v) {
+					// Signers and verifiers disagree on how to fold tabs and
+					// non-ASCII white space: refuse rather than guess.
+					return Result{}, fmt.Errorf("%w: header %s has characters outside printable ASCII", ErrBadRequest, lname)
+				}
+			}
 			hr.Header[http.CanonicalHeaderKey(lname)] = append(hr.Header[http.CanonicalHeaderKey(lname)], vals...)
 		}
 	}
@@ -137,4 +144,13 @@ func (s *Signer) Sign(ctx context.Context, creds aws.Credentials, region string,
 	}
 	sort.Strings(res.SignedHeaders)
 	return res, nil
+}
+
+func printableASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] > 0x7e {
+			return false
+		}
+	}
+	return true
 }

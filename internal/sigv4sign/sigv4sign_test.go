@@ -208,15 +208,20 @@ func TestBedrockPaths(t *testing.T) {
 
 func TestRejects(t *testing.T) {
 	creds := aws.Credentials{AccessKeyID: "A", SecretAccessKey: "S"}
-	for _, tc := range []struct{ name, host, path string }{
-		{"relative path", "h.example", "model/x/converse"},
-		{"empty host", "", "/x"},
-		{"host with slash", "h/x", "/x"},
-		{"bad query", "h.example", "/x?a=%zz"},
-		{"space in path", "h.example", "/a b"},
+	for _, tc := range []struct {
+		name, host, path string
+		hdr              map[string][]string
+	}{
+		{"relative path", "h.example", "model/x/converse", nil},
+		{"empty host", "", "/x", nil},
+		{"host with slash", "h/x", "/x", nil},
+		{"bad query", "h.example", "/x?a=%zz", nil},
+		{"space in path", "h.example", "/a b", nil},
+		{"tab in signed header", "h.example", "/x", map[string][]string{"accept": {"a\tb"}}},
+		{"non-ascii in signed header", "h.example", "/x", map[string][]string{"x-amzn-bedrock-trace": {"a\u00a0b"}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := New("bedrock").Sign(context.Background(), creds, "us-east-1", Request{Method: "GET", Host: tc.host, Path: tc.path}, time.Now())
+			_, err := New("bedrock").Sign(context.Background(), creds, "us-east-1", Request{Method: "GET", Host: tc.host, Path: tc.path, Header: tc.hdr}, time.Now())
 			if !errors.Is(err, ErrBadRequest) {
 				t.Fatalf("err = %v, want ErrBadRequest", err)
 			}
