@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/tenantgate/tenantgate/internal/app"
@@ -82,7 +83,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		fmt.Fprintf(stderr, "tenantgate: %v\n\n%s", err, usage)
 		return 2
 	default:
-		fmt.Fprintf(stderr, "tenantgate: %v\n", err)
+		fmt.Fprintf(stderr, "tenantgate: %s\n", oneLine(err))
 		return 1
 	}
 }
@@ -171,4 +172,17 @@ func checkConfig(args []string, stdout, stderr io.Writer, getenv func(string) st
 	}
 	fmt.Fprintf(stderr, "configuration OK (store: %s)\n", app.StoreKind(cfg.Store))
 	return nil
+}
+
+// oneLine joins a multi-line error (joined validation errors, YAML errors)
+// into one line.
+func oneLine(err error) string {
+	lines := strings.Split(err.Error(), "\n")
+	out := lines[:0]
+	for _, l := range lines {
+		if l = strings.TrimSpace(l); l != "" {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "; ")
 }
