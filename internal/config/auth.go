@@ -194,6 +194,9 @@ func (a *Auth) validate() []error {
 			}
 		}
 	}
+	if a.TokenCacheSize < 0 {
+		errs = append(errs, errors.New("auth.token_cache_size: must not be negative"))
+	}
 	if a.Leeway < 0 || a.Leeway.D() > 5*time.Minute {
 		errs = append(errs, errors.New("auth.leeway: must be between 0 and 5m"))
 	}

@@ -7,7 +7,11 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
+	"math"
 	"os"
+	"strconv"
+	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -48,8 +52,10 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 		*d = Duration(v)
 		return nil
 	}
-	var secs int64
-	if err := n.Decode(&secs); err != nil {
+	// A bare integer is seconds. Fractions ("1.5") are refused rather than
+	// truncated; use "1500ms".
+	secs, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64)
+	if err != nil || secs > math.MaxInt64/int64(time.Second) || secs < math.MinInt64/int64(time.Second) {
 		return fmt.Errorf("line %d: invalid duration %q (want e.g. 30s, 5m)", n.Line, s)
 	}
 	*d = Duration(time.Duration(secs) * time.Second)
@@ -90,7 +96,8 @@ func Parse(data []byte, getenv func(string) string) (*Config, error) {
 	if len(bytes.TrimSpace(data)) > 0 {
 		dec := yaml.NewDecoder(bytes.NewReader(data))
 		dec.KnownFields(true)
-		if err := dec.Decode(&c); err != nil {
+		// A file of only comments decodes as io.EOF: it means defaults.
+		if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
 			return nil, fmt.Errorf("config: %w", err)
 		}
 	}

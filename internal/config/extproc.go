@@ -135,6 +135,9 @@ func (e *ExtProc) validate() []error {
 	if e.AssumeRole.RefreshBefore.D() >= d {
 		errs = append(errs, errors.New("extproc.assume_role.refresh_before: must be shorter than duration"))
 	}
+	if e.AssumeRole.RefreshJitter < 0 || e.AssumeRole.FailureTTL < 0 || e.AssumeRole.Timeout < 0 {
+		errs = append(errs, errors.New("extproc.assume_role: refresh_jitter, failure_ttl and timeout must not be negative"))
+	}
 	if len(e.AssumeRole.SessionNamePrefix) > 32 {
 		errs = append(errs, errors.New("extproc.assume_role.session_name_prefix: at most 32 characters"))
 	}

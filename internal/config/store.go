@@ -48,5 +48,8 @@ func (s *Store) validate() []error {
 	if s.CacheTTL < 0 || s.NegativeCacheTTL < 0 || s.QueryTimeout < 0 {
 		errs = append(errs, errors.New("store: durations must not be negative"))
 	}
+	if s.MaxConns < 0 {
+		errs = append(errs, errors.New("store.max_conns: must not be negative"))
+	}
 	return errs
 }
