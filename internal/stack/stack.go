@@ -30,6 +30,9 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"gopkg.in/yaml.v3"
 
 	"github.com/tenantgate/tenantgate/envoy"
@@ -369,7 +372,41 @@ func (s *Stack) StartTenantgate(ctx context.Context) error {
 	if err := waitHTTP(ctx, p, "http://"+s.TenantgateHTTP+"/readyz", 60*time.Second); err != nil {
 		return fmt.Errorf("stack: tenantgate not ready: %w", err)
 	}
+	// Envoy health-checks tenantgate over grpc.health.v1: wait until that
+	// says SERVING too, so Envoy's first check passes.
+	if err := waitGRPCServing(ctx, p, s.TenantgateGRPC, 60*time.Second); err != nil {
+		return fmt.Errorf("stack: tenantgate not serving: %w", err)
+	}
 	return nil
+}
+
+func waitGRPCServing(ctx context.Context, p *proc, addr string, timeout time.Duration) error {
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return fmt.Errorf("grpc client: %w", err)
+	}
+	defer conn.Close()
+	hc := healthpb.NewHealthClient(conn)
+	deadline := time.Now().Add(timeout)
+	for {
+		cctx, cancel := context.WithTimeout(ctx, time.Second)
+		resp, err := hc.Check(cctx, &healthpb.HealthCheckRequest{})
+		cancel()
+		if err == nil && resp.GetStatus() == healthpb.HealthCheckResponse_SERVING {
+			return nil
+		}
+		if p.exited() {
+			return fmt.Errorf("%s exited: %v", p.name, p.waitErr)
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s: grpc health not SERVING within %v (last: %v %v)", p.name, timeout, resp.GetStatus(), err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 // StopTenantgate stops tenantgate (Envoy keeps running: requests must fail closed).
@@ -421,7 +458,7 @@ func (s *Stack) startEnvoy(ctx context.Context) error {
 		return fmt.Errorf("stack: envoy config: %w", err)
 	}
 	p, err := startProc(s.Dir, "envoy", os.Environ(), s.envoyBin, "-c", cfgPath, "--disable-hot-restart",
-		"--concurrency", "2", "-l", "info", "--drain-time-s", "1")
+		"--concurrency", "2", "-l", "info", "--component-log-level", "hc:debug", "--drain-time-s", "1")
 	if err != nil {
 		return err
 	}
@@ -441,7 +478,13 @@ func (s *Stack) startEnvoy(ctx context.Context) error {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("stack: envoy never saw tenantgate healthy (%s)", want)
+			var lines []string
+			for _, l := range strings.Split(body, "\n") {
+				if strings.HasPrefix(l, "tenantgate::") && !strings.HasSuffix(l, "::0") {
+					lines = append(lines, l)
+				}
+			}
+			return fmt.Errorf("stack: envoy never saw tenantgate healthy (%s):\n%s", want, strings.Join(lines, "\n"))
 		}
 		select {
 		case <-ctx.Done():
