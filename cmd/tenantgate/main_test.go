@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tenantgate/tenantgate/internal/testpg"
 )
 
 func writeFile(t *testing.T, body string) string {
@@ -111,5 +113,24 @@ func TestServeUntilSignal(t *testing.T) {
 	}
 	if !strings.Contains(stderr.String(), "tenantgate stopped") {
 		t.Errorf("no stop log: %s", stderr.String())
+	}
+}
+
+func TestMigrateAgainstPostgres(t *testing.T) {
+	url := testpg.Start(t)
+	getenv := func(k string) string {
+		if k == "TENANTGATE_DATABASE_URL" {
+			return url
+		}
+		return ""
+	}
+	for i := 0; i < 2; i++ { // idempotent
+		var stdout, stderr bytes.Buffer
+		if code := run(context.Background(), []string{"migrate", "--dev"}, &stdout, &stderr, getenv); code != 0 {
+			t.Fatalf("migrate run %d: exit %d: %s", i, code, stderr.String())
+		}
+		if !strings.Contains(stderr.String(), "migrations applied") {
+			t.Errorf("no success log: %s", stderr.String())
+		}
 	}
 }

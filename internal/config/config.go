@@ -180,6 +180,12 @@ func (c *Config) Validate() error {
 	default:
 		errs = append(errs, fmt.Errorf("server.log_format: %q is not json or text", c.Server.LogFormat))
 	}
+	if c.Server.ShutdownGrace < 0 {
+		errs = append(errs, errors.New("server.shutdown_grace: must not be negative"))
+	}
+	if c.Server.GRPCListen == c.Server.HTTPListen {
+		errs = append(errs, fmt.Errorf("server: grpc_listen and http_listen are both %q", c.Server.GRPCListen))
+	}
 	errs = append(errs, c.Store.validate()...)
 	errs = append(errs, c.Auth.validate()...)
 	errs = append(errs, c.Plans.validate()...)

@@ -218,6 +218,8 @@ func TestValidationErrors(t *testing.T) {
 	}{
 		{"log level", "server: {log_level: loud}", nil, `server.log_level: "loud"`},
 		{"log format", "server: {log_format: xml}", nil, `server.log_format: "xml"`},
+		{"negative shutdown grace", "server: {shutdown_grace: -5s}", nil, "server.shutdown_grace: must not be negative"},
+		{"same listen address", "server: {grpc_listen: ':9000', http_listen: ':9000'}", nil, `server: grpc_listen and http_listen are both ":9000"`},
 		{"two stores", "store: {database_url: postgres://h/db, tenants_file: t.yaml}", nil, "store: set either database_url or tenants_file"},
 		{"negative store duration", "store: {cache_ttl: -1s}", nil, "store: durations must not be negative"},
 		{"negative max conns", "store: {max_conns: -1}", nil, "store.max_conns: must not be negative"},
