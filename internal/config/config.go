@@ -183,7 +183,7 @@ func (c *Config) Validate() error {
 	if c.Server.ShutdownGrace < 0 {
 		errs = append(errs, errors.New("server.shutdown_grace: must not be negative"))
 	}
-	if c.Server.GRPCListen == c.Server.HTTPListen {
+	if c.Server.GRPCListen == c.Server.HTTPListen && !strings.HasSuffix(c.Server.GRPCListen, ":0") {
 		errs = append(errs, fmt.Errorf("server: grpc_listen and http_listen are both %q", c.Server.GRPCListen))
 	}
 	errs = append(errs, c.Store.validate()...)

@@ -270,6 +270,13 @@ func TestValidationErrors(t *testing.T) {
 	}
 }
 
+func TestEphemeralPortsMayRepeat(t *testing.T) {
+	c, err := Parse([]byte("server: {grpc_listen: '127.0.0.1:0', http_listen: '127.0.0.1:0'}"), nil)
+	if err != nil || c.Server.GRPCListen != "127.0.0.1:0" {
+		t.Fatalf("Parse = %v", err)
+	}
+}
+
 func TestValidationReportsEverything(t *testing.T) {
 	_, err := Parse([]byte("server: {log_level: loud, log_format: xml}\nextproc: {tenant_source: x}\n"), nil)
 	if err == nil {
