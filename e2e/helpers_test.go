@@ -17,6 +17,7 @@ import (
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime"
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime/types"
+	smithyauth "github.com/aws/smithy-go/auth"
 	"github.com/aws/smithy-go/auth/bearer"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 
@@ -129,12 +130,21 @@ func newCaller(t *testing.T, st *stack.Stack, o callerOpts) caller {
 		opts.BearerAuthTokenProvider = bearer.StaticTokenProvider{Token: bearer.Token{Value: o.token}}
 		opts.AuthSchemePreference = []string{"httpBearerAuth"}
 	} else {
-		opts.Credentials = aws.AnonymousCredentials{}
+		// No credential in the SDK: the request goes out unauthenticated
+		// (an x-api-key header, a client certificate or nothing at all).
+		opts.AuthSchemeResolver = anonymousAuth{}
 	}
 	for k, v := range o.headers {
 		opts.APIOptions = append(opts.APIOptions, smithyhttp.AddHeaderValue(k, v))
 	}
 	return caller{Client: bedrockruntime.New(opts), cap: cp}
+}
+
+// anonymousAuth makes the SDK send requests without any authentication.
+type anonymousAuth struct{}
+
+func (anonymousAuth) ResolveAuthSchemes(context.Context, *bedrockruntime.AuthResolverParameters) ([]*smithyauth.Option, error) {
+	return []*smithyauth.Option{{SchemeID: smithyauth.SchemeIDAnonymous}}, nil
 }
 
 func userMessage(text string) []types.Message {
