@@ -39,8 +39,22 @@ run() {
 : >"$raw"
 start=$(date +%s)
 run -bench="$pattern" -skip='^BenchmarkE2E$' -count="$count" -benchtime="$benchtime"
+e2e_note=""
 if [[ $e2e == 1 ]]; then
-	run -bench='^BenchmarkE2E$' -count="$e2e_count" -benchtime="${e2e_n}x"
+	# The end-to-end group depends on Envoy and the whole local stack; when it
+	# cannot run, the other tables are still printed with the reason.
+	e2e_raw=$(mktemp)
+	if go test -v -run='^$' -benchmem -timeout=10m -bench='^BenchmarkE2E$' -count="$e2e_count" \
+		-benchtime="${e2e_n}x" ./bench/ >"$e2e_raw" 2>&1; then
+		cat "$e2e_raw" >>"$raw"
+		if grep -q -- '--- SKIP: BenchmarkE2E' "$e2e_raw"; then
+			e2e_note="E2E: skipped: $(grep -m1 -E 'e2e_test.go:[0-9]+:' "$e2e_raw" | sed 's/^ *//')"
+		fi
+	else
+		e2e_note="E2E: FAILED: $(grep -m1 -E 'e2e_test.go:[0-9]+:' "$e2e_raw" | sed 's/^ *//')"
+		[[ -n ${BENCH_RAW:-} ]] && cat "$e2e_raw" >>"$raw"
+	fi
+	rm -f "$e2e_raw"
 fi
 elapsed=$(($(date +%s) - start))
 
@@ -76,7 +90,7 @@ function ratio(x, base,   r) {
 	if (r >= 0.1) return sprintf("%.2fx", r)
 	return sprintf("%.2gx", r)
 }
-/^Benchmark/ {
+/^Benchmark/ && NF >= 4 {
 	name = $1; sub(/-[0-9]+$/, "", name); sub(/^Benchmark/, "", name)
 	grp = name; row = "(whole)"
 	if (index(name, "/") > 0) { grp = substr(name, 1, index(name, "/") - 1); row = substr(name, index(name, "/") + 1) }
@@ -114,3 +128,7 @@ END {
 		}
 	}
 }' "$raw"
+if [[ -n $e2e_note ]]; then
+	echo
+	echo "$e2e_note"
+fi
