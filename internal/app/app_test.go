@@ -107,7 +107,6 @@ func startApp(t *testing.T, cfg *config.Config) *running {
 	stop := func() error {
 		once.Do(func() {
 			cancel()
-			conn.Close()
 			select {
 			case runErr = <-done:
 			case <-time.After(10 * time.Second):
@@ -116,7 +115,10 @@ func startApp(t *testing.T, cfg *config.Config) *running {
 		})
 		return runErr
 	}
-	t.Cleanup(func() { _ = stop() })
+	t.Cleanup(func() {
+		_ = stop()
+		conn.Close()
+	})
 	return &running{app: a, conn: conn, logs: logs, stop: stop}
 }
 
@@ -379,4 +381,81 @@ func TestMaxRecvMsgSize(t *testing.T) {
 			t.Errorf("maxRecvMsgSize(%d) = %d, want %d", tt.body, got, tt.want)
 		}
 	}
+}
+
+// An ext_proc stream open when SIGTERM arrives keeps being served while the
+// server drains; readiness reports draining meanwhile.
+func TestAppDrainsOpenExtProcStream(t *testing.T) {
+	r := startApp(t, testConfig(t, ""))
+	base := "http://" + r.app.HTTPAddr().String()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	stream, err := extprocv3.NewExternalProcessorClient(r.conn).Process(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stream.Send(&extprocv3.ProcessingRequest{
+		Request: &extprocv3.ProcessingRequest_RequestHeaders{RequestHeaders: &extprocv3.HttpHeaders{
+			Headers:     headerMap(map[string]string{":method": "GET", ":path": "/async-invoke?maxResults=1", ":authority": "bedrock.gateway.example"}),
+			EndOfStream: true,
+		}},
+		MetadataContext: metadataFor(identity.Identity{AccountID: filestore.DemoAliceAccountID, UserID: filestore.DemoAliceUserID, Tier: "free", Role: "owner", Principal: identity.PrincipalUser, Credential: "jwt"}),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := stream.Recv(); err != nil {
+		t.Fatalf("first response: %v", err)
+	}
+
+	stopped := make(chan error, 1)
+	go func() { stopped <- r.stop() }()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		code, body := httpGetNoFail(base + "/readyz")
+		if code == 503 && strings.Contains(body, "draining") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("readyz never reported draining: %d %s", code, body)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// The stream is still served: a trailers message gets its answer.
+	if err := stream.Send(&extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_RequestTrailers{RequestTrailers: &extprocv3.HttpTrailers{}}}); err != nil {
+		t.Fatalf("send during drain: %v", err)
+	}
+	if _, err := stream.Recv(); err != nil {
+		t.Fatalf("recv during drain: %v", err)
+	}
+	select {
+	case err := <-stopped:
+		t.Fatalf("Run returned while a stream was open: %v", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	if err := stream.CloseSend(); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, err := stream.Recv(); err != nil {
+			break
+		}
+	}
+	select {
+	case err := <-stopped:
+		if err != nil {
+			t.Fatalf("Run = %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run did not return after the stream ended")
+	}
+}
+
+func httpGetNoFail(url string) (int, string) {
+	resp, err := http.Get(url)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
 }
