@@ -85,13 +85,16 @@ type running struct {
 
 func startApp(t *testing.T, cfg *config.Config) *running {
 	t.Helper()
+	return startAppWith(t, cfg, Options{AWSConfig: staticAWS()})
+}
+
+func startAppWith(t *testing.T, cfg *config.Config, opts Options) *running {
+	t.Helper()
 	logs := &lockedBuffer{}
 	ctx, cancel := context.WithCancel(context.Background())
-	a, err := New(ctx, cfg, Options{
-		Logger:        slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		AWSConfig:     staticAWS(),
-		ReadyInterval: 20 * time.Millisecond,
-	})
+	opts.Logger = slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	opts.ReadyInterval = 20 * time.Millisecond
+	a, err := New(ctx, cfg, opts)
 	if err != nil {
 		cancel()
 		t.Fatal(err)
