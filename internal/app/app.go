@@ -46,6 +46,9 @@ type Options struct {
 	// ReadyInterval is how often readiness is re-evaluated for gRPC health
 	// (default 5s).
 	ReadyInterval time.Duration
+	// Registry receives every component's collectors and is served on
+	// /metrics. Default: a new registry with the Go and process collectors.
+	Registry *prometheus.Registry
 }
 
 // App is a built tenantgate, listening but not yet serving until Run.
@@ -116,8 +119,11 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 		log.Warn("no store configured: serving the embedded DEMO tenants and accepting their public demo API key")
 	}
 
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg := opts.Registry
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	}
 
 	// The tenants-file watcher lives as long as the App, not the caller's ctx.
 	a.store, err = store.Open(a.bgCtx, c.Store, log.With("component", "store"), reg)

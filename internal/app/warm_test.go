@@ -1,6 +1,7 @@
 package app
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -11,6 +12,8 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tenantgate/tenantgate/internal/store/filestore"
 )
@@ -83,4 +86,46 @@ func metrics(t *testing.T, r *running) string {
 	t.Helper()
 	_, body := httpGet(t, "http://"+r.app.HTTPAddr().String()+"/metrics")
 	return body
+}
+
+func TestShutdownFlushesAPIKeyUse(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	// A long touch interval: only the flush on shutdown can write.
+	cfg := testConfig(t, "  api_keys:\n    touch_interval: 1h\n")
+	r := startAppWith(t, cfg, Options{AWSConfig: staticAWS(), Registry: reg})
+	resp, err := authv3.NewAuthorizationClient(r.conn).Check(context.Background(),
+		checkRequest("/model/anthropic.claude-3-haiku-20240307-v1:0/invoke", map[string]string{"x-api-key": filestore.DemoAPIKeyPublic + ":" + filestore.DemoAPIKeySecret}))
+	if err != nil || resp.GetStatus().GetCode() != 0 {
+		t.Fatalf("Check = %v, %v", resp, err)
+	}
+	if got := flushes(t, reg); got != 0 {
+		t.Fatalf("flushed before shutdown: %v", got)
+	}
+	if err := r.stop(); err != nil {
+		t.Fatal(err)
+	}
+	if got := flushes(t, reg); got != 1 {
+		t.Fatalf("flushes after shutdown = %v, want 1", got)
+	}
+}
+
+func flushes(t *testing.T, reg *prometheus.Registry) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "tenantgate_apikey_touch_flushes_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "result" && l.GetValue() == "ok" {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return 0
 }
