@@ -129,3 +129,20 @@ func flushes(t *testing.T, reg *prometheus.Registry) float64 {
 	}
 	return 0
 }
+
+// A JWKS issuer whose keys cannot be fetched keeps the process not ready,
+// and /readyz names the check without echoing URLs or secrets.
+func TestNotReadyWithoutJWKS(t *testing.T) {
+	down := httptest.NewServer(http.NotFoundHandler())
+	jwksURL := down.URL + "/auth/v1/.well-known/jwks.json?apikey=anon-secret"
+	down.Close()
+	cfg := testConfig(t, "    - issuer: https://other.supabase.co/auth/v1\n      jwks_url: "+jwksURL+"\n")
+	r := startApp(t, cfg)
+	code, body := httpGet(t, "http://"+r.app.HTTPAddr().String()+"/readyz")
+	if code != http.StatusServiceUnavailable || !strings.Contains(body, `"jwt_verifier"`) || strings.Contains(body, `"store"`) {
+		t.Fatalf("readyz = %d %s", code, body)
+	}
+	if strings.Contains(body, "anon-secret") || strings.Contains(body, down.URL) {
+		t.Errorf("readyz leaks details: %s", body)
+	}
+}
