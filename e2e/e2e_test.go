@@ -321,6 +321,23 @@ func runSuite(t *testing.T, st *stack.Stack) {
 		}
 	})
 
+	t.Run("BodyOverLimit413", func(t *testing.T) {
+		n := len(st.Records())
+		c := newCaller(t, st, callerOpts{token: alice, headers: acme})
+		big := make([]byte, 11<<20)
+		for i := range big {
+			big[i] = 'a'
+		}
+		_, err := c.InvokeModel(context.Background(), &bedrockruntime.InvokeModelInput{
+			ModelId: aws.String(stack.DemoModel), Body: big, ContentType: aws.String("application/json")})
+		if got := statusOf(err); got != http.StatusRequestEntityTooLarge {
+			t.Fatalf("status %d (%v), want 413", got, err)
+		}
+		if recs := newRecords(st, n); len(recs) != 0 {
+			t.Errorf("oversized body reached upstream: %d requests", len(recs))
+		}
+	})
+
 	t.Run("SpoofedIdentityHeadersIgnored", func(t *testing.T) {
 		n := len(st.Records())
 		c := newCaller(t, st, callerOpts{token: bob, headers: map[string]string{
