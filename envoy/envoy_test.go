@@ -135,6 +135,19 @@ func TestShippedBootstrapSettings(t *testing.T) {
 		if get(t, hcm, "merge_slashes") != false {
 			t.Errorf("listener %d: merge_slashes must be off", i)
 		}
+		logs, _ := get(t, hcm, "access_log").([]any)
+		if len(logs) == 0 {
+			t.Errorf("listener %d: no access log", i)
+		}
+		for _, l := range logs {
+			format, _ := yaml.Marshal(get(t, l, "typed_config", "log_format"))
+			up := strings.ToUpper(string(format))
+			for _, secret := range []string{"AUTHORIZATION", "X-API-KEY", "X-SERVICE-KEY", "COOKIE", "REQ(:PATH)", "X-AMZ-SECURITY-TOKEN"} {
+				if strings.Contains(up, secret) {
+					t.Errorf("listener %d: access log may record a credential (%s)", i, secret)
+				}
+			}
+		}
 		filters := get(t, hcm, "http_filters").([]any)
 		var names []string
 		for _, f := range filters {
