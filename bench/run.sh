@@ -79,7 +79,7 @@ function spread(list,   a, n, i, lo, hi, m) {
 }
 function human(ns) {
 	if (ns < 1e3) return sprintf("%.1f ns", ns)
-	if (ns < 1e6) return sprintf("%.2f µs", ns / 1e3)
+	if (ns < 1e6) return sprintf("%.2f us", ns / 1e3)
 	if (ns < 1e9) return sprintf("%.2f ms", ns / 1e6)
 	return sprintf("%.2f s", ns / 1e9)
 }
