@@ -24,6 +24,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -443,10 +444,13 @@ func (s *Stack) startEnvoy(ctx context.Context) error {
 		}
 		*p = n
 	}
-	_, gport, _ := net.SplitHostPort(s.TenantgateGRPC)
-	_, bport, _ := net.SplitHostPort(s.bedrockAddr)
-	fmt.Sscan(gport, &ports.Tenantgate)
-	fmt.Sscan(bport, &ports.Bedrock)
+	var err error
+	if ports.Tenantgate, err = portOf(s.TenantgateGRPC); err != nil {
+		return err
+	}
+	if ports.Bedrock, err = portOf(s.bedrockAddr); err != nil {
+		return err
+	}
 	ports.ServerCert, ports.ServerKey = s.Certs.EnvoyCert, s.Certs.EnvoyKey
 	ports.MeshCA, ports.UpstreamCA = s.Certs.CA, s.Certs.CA
 	b, err := RewriteBootstrap(envoy.Bootstrap, ports)
@@ -492,6 +496,18 @@ func (s *Stack) startEnvoy(ctx context.Context) error {
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+func portOf(hostport string) (int, error) {
+	_, p, err := net.SplitHostPort(hostport)
+	if err != nil {
+		return 0, fmt.Errorf("stack: address %q: %w", hostport, err)
+	}
+	n, err := strconv.Atoi(p)
+	if err != nil {
+		return 0, fmt.Errorf("stack: port of %q: %w", hostport, err)
+	}
+	return n, nil
 }
 
 // TenantgateHealthy reports whether Envoy currently considers the
