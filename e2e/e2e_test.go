@@ -409,6 +409,23 @@ func runSuite(t *testing.T, st *stack.Stack) {
 
 	t.Run("Python", func(t *testing.T) { runPython(t, st, alice, bob) })
 
+	t.Run("NoCredentialsInLogs", func(t *testing.T) {
+		logs := st.LogTails(64 << 20)
+		if !strings.Contains(logs, "tenantgate.log") || !strings.Contains(logs, "envoy.log") {
+			t.Fatal("stack logs not found")
+		}
+		secrets := map[string]string{
+			"alice's token": alice, "bob's token": bob, "carol's token": carol,
+			"API key secret": stack.AcmeAPIKeySecret, "HS256 secret": stack.HS256Secret,
+			"platform secret key": stack.PlatformSecretKey,
+		}
+		for name, v := range secrets {
+			if strings.Contains(logs, v) {
+				t.Errorf("%s appears in the logs", name)
+			}
+		}
+	})
+
 	t.Run("FailClosedWithoutTenantgate", func(t *testing.T) {
 		if err := st.StopTenantgate(); err != nil {
 			t.Fatal(err)
