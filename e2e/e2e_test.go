@@ -34,13 +34,39 @@ func TestTenantsFileStore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Plus Globex, routed to a region the shipped Envoy has no virtual host
+	// for (the demo role is reused so that AssumeRole succeeds).
+	src = append(src, []byte(`
+  - id: `+globexAccountID+`
+    name: Globex
+    slug: globex
+    personal: false
+    primary_owner: `+stack.CarolUserID+`
+    tier: tier_200_1000
+    route:
+      role_arn: `+stack.AcmeRoleARN+`
+      external_id: `+stack.AcmeExternalID+`
+      region: ca-central-1
+      enabled: true
+`)...)
 	file := filepath.Join(t.TempDir(), "tenants.yaml")
 	if err := os.WriteFile(file, src, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	st := startStack(t, stack.Options{TenantsFile: file, Models: freeModels})
+	t.Run("RegionWithoutVirtualHost", func(t *testing.T) {
+		n := len(st.Records())
+		c := newCaller(t, st, callerOpts{token: token(t, st, stack.CarolUserID), headers: map[string]string{"x-account-id": globexAccountID}})
+		_, err := c.converse(context.Background(), stack.DemoModel)
+		expectDenied(t, c, err, 404, "not_routed")
+		if recs := newRecords(st, n); len(recs) != 0 {
+			t.Errorf("request for an unserved region left Envoy: %+v", recs)
+		}
+	})
 	runSuite(t, st)
 }
+
+const globexAccountID = "a0000000-0000-4000-8000-000000000099"
 
 // TestPostgresStore runs the suite with the demo tenants in PostgreSQL,
 // migrated by `tenantgate migrate --dev`.
