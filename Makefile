@@ -35,9 +35,9 @@ lint: ## go vet + gofmt check
 	@out=$$(find . -name '*.go' -not -path './.venv/*' -not -path './.tmp/*' -not -path './.git/*' -print0 | xargs -0 gofmt -l); \
 	if [[ -n "$$out" ]]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
-bench: ## run scripts/bench* if present, then the Go benchmarks in ./bench
-	@shopt -s nullglob; for s in scripts/bench*; do [[ -x $$s ]] || continue; echo "==> $$s"; $$s; done
-	@if [[ -d bench ]]; then $(GO) test -run='^$$' -bench=. -benchmem ./bench/...; else echo "no ./bench package"; fi
+bench: ## benchmark tables (ext_authz, STS cache, signing, end to end through Envoy)
+	@scripts/bootstrap.sh --no-postgres
+	@set -a; . ./.tmp/env.sh; set +a; bench/run.sh
 
 clean: ## remove build and test outputs (keeps .venv; `rm -rf .venv` to rebuild it)
 	rm -rf $(BIN) .tmp

@@ -37,14 +37,7 @@ func startStack(t *testing.T, o stack.Options) *stack.Stack {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	if o.EnvoyBin == "" {
-		bin, err := stack.FindEnvoy(ctx)
-		if err != nil {
-			if requireIntegration() {
-				t.Fatalf("TENANTGATE_REQUIRE_INTEGRATION=1: %v", err)
-			}
-			t.Skipf("end-to-end tests need Envoy 1.40 (set ENVOY_BIN): %v", err)
-		}
-		o.EnvoyBin = bin
+		o.EnvoyBin = stack.RequireEnvoy(t)
 	}
 	st, err := stack.Start(ctx, o)
 	if err != nil {

@@ -16,14 +16,7 @@ import (
 
 func envoyBin(t *testing.T) string {
 	t.Helper()
-	bin, err := stack.FindEnvoy(context.Background())
-	if err != nil {
-		if os.Getenv("TENANTGATE_REQUIRE_INTEGRATION") == "1" {
-			t.Fatalf("TENANTGATE_REQUIRE_INTEGRATION=1 but %v", err)
-		}
-		t.Skipf("skipping: %v", err)
-	}
-	return bin
+	return stack.RequireEnvoy(t)
 }
 
 // TestShippedBootstrapValidates runs `envoy --mode validate` on the shipped

@@ -19,15 +19,8 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/tenantgate/tenantgate/internal/config"
+	"github.com/tenantgate/tenantgate/internal/stack"
 )
-
-// envoyBin is a real Envoy for the end-to-end test (override with TENANTGATE_ENVOY).
-func envoyBin() string {
-	if p := os.Getenv("TENANTGATE_ENVOY"); p != "" {
-		return p
-	}
-	return "/tmp/venvprobe/bin/envoy"
-}
 
 const authzEnvoyConfig = `
 static_resources:
@@ -88,13 +81,10 @@ func freeTCPPort(t *testing.T) int {
 // removed before the upstream, and that denials reach the client with their
 // status, headers and JSON body.
 func TestThroughRealEnvoy(t *testing.T) {
-	bin := envoyBin()
-	if _, err := os.Stat(bin); err != nil {
-		t.Skipf("envoy not available at %s", bin)
-	}
 	if testing.Short() {
 		t.Skip("short mode")
 	}
+	bin := stack.RequireEnvoy(t)
 	type seen struct {
 		header http.Header
 		uri    string

@@ -21,16 +21,8 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/tenantgate/tenantgate/internal/identity"
+	"github.com/tenantgate/tenantgate/internal/stack"
 )
-
-// envoyBinary is a real Envoy used for the end-to-end test when present
-// (override with TENANTGATE_ENVOY).
-func envoyBinary() string {
-	if p := os.Getenv("TENANTGATE_ENVOY"); p != "" {
-		return p
-	}
-	return "/tmp/venvprobe/bin/envoy"
-}
 
 // testAuthz is a stand-in ext_authz that attaches the identity named by the
 // x-test-tenant header as dynamic metadata.
@@ -162,13 +154,10 @@ func startEnvoy(t *testing.T, allowModeOverride, gatewayToUpstream bool) (int, *
 // Envoy's listener port.
 func startEnvoyWith(t *testing.T, srv *Server, upstream http.Handler, allowModeOverride, gatewayToUpstream bool) int {
 	t.Helper()
-	bin := envoyBinary()
-	if _, err := os.Stat(bin); err != nil {
-		t.Skipf("envoy not available at %s", bin)
-	}
 	if testing.Short() {
 		t.Skip("short mode")
 	}
+	bin := stack.RequireEnvoy(t)
 	up := httptest.NewServer(upstream)
 	t.Cleanup(up.Close)
 	upPort := up.Listener.Addr().(*net.TCPAddr).Port

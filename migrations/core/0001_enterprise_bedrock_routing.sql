@@ -5,11 +5,11 @@ DO $$
 BEGIN
     IF to_regclass('basejump.accounts') IS NULL OR to_regclass('basejump.account_user') IS NULL THEN
         RAISE EXCEPTION 'tenantgate: basejump.accounts / basejump.account_user do not exist'
-            USING HINT = 'Apply the Supabase basejump migrations first, or run "tenantgate migrate --dev-schema" for a development database.';
+            USING HINT = 'Apply the Supabase basejump migrations first, or run "tenantgate migrate --dev" for a development database.';
     END IF;
     IF to_regclass('public.credit_accounts') IS NULL OR to_regclass('public.api_keys') IS NULL THEN
         RAISE EXCEPTION 'tenantgate: public.credit_accounts / public.api_keys do not exist'
-            USING HINT = 'Apply the application billing and API key migrations first, or run "tenantgate migrate --dev-schema" for a development database.';
+            USING HINT = 'Apply the application billing and API key migrations first, or run "tenantgate migrate --dev" for a development database.';
     END IF;
 END
 $$;
