@@ -16,6 +16,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/tenantgate/tenantgate/internal/metrics"
 	"github.com/tenantgate/tenantgate/internal/tenant"
 )
 
@@ -135,18 +136,10 @@ func NewAuthenticator(store Store, hmacSecret string, opts Options) *Authenticat
 	return a
 }
 
+// registerCounter registers c (or reuses the equal collector already on
+// reg); a registration conflict leaves c working but unexported.
 func registerCounter(reg prometheus.Registerer, c *prometheus.CounterVec) *prometheus.CounterVec {
-	if reg == nil {
-		return c
-	}
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(*prometheus.CounterVec); ok {
-				return existing
-			}
-		}
-	}
+	c, _ = metrics.Register(reg, c)
 	return c
 }
 

@@ -22,6 +22,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/tenantgate/tenantgate/internal/config"
+	"github.com/tenantgate/tenantgate/internal/metrics"
 )
 
 const (
@@ -212,18 +213,10 @@ func safeClient(c *http.Client) *http.Client {
 	return &cp
 }
 
+// registerCounter registers c (or reuses the equal collector already on
+// reg); a registration conflict leaves c working but unexported.
 func registerCounter(reg prometheus.Registerer, c *prometheus.CounterVec) *prometheus.CounterVec {
-	if reg == nil {
-		return c
-	}
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(*prometheus.CounterVec); ok {
-				return existing
-			}
-		}
-	}
+	c, _ = metrics.Register(reg, c)
 	return c
 }
 
