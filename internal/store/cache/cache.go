@@ -17,17 +17,33 @@ import (
 	"github.com/tenantgate/tenantgate/internal/tenant"
 )
 
-// Source is the store behind the cache.
+// Source is the store behind the cache: every lookup tenantgate makes. Any
+// error other than tenant.ErrNotFound from a lookup means the store is
+// unavailable.
 type Source interface {
+	// PersonalAccount returns userID's personal account; tenant.ErrNotFound
+	// when there is none.
 	PersonalAccount(ctx context.Context, userID string) (tenant.Account, error)
+	// Account returns the account; tenant.ErrNotFound when missing.
 	Account(ctx context.Context, accountID string) (tenant.Account, error)
+	// Membership returns userID's role in accountID; tenant.ErrNotFound when
+	// the user is not a member.
 	Membership(ctx context.Context, accountID, userID string) (tenant.Role, error)
+	// Plan returns the account's plan; an account without a credit_accounts
+	// row has Tier tenant.NoTier and no error.
 	Plan(ctx context.Context, accountID string) (tenant.Plan, error)
+	// APIKeyByPublic returns the API key; tenant.ErrNotFound when missing.
 	APIKeyByPublic(ctx context.Context, publicKey string) (tenant.APIKey, error)
+	// TouchAPIKeys sets last_used_at of the keys in one update.
 	TouchAPIKeys(ctx context.Context, keyIDs []string, at time.Time) error
+	// Route returns the account's routing row, enabled or not;
+	// tenant.ErrNotFound when missing.
 	Route(ctx context.Context, accountID string) (tenant.Route, error)
+	// Routes returns all enabled routes.
 	Routes(ctx context.Context) ([]tenant.Route, error)
+	// Ping reports whether the store can answer.
 	Ping(ctx context.Context) error
+	// Close releases connections and stops background work.
 	Close()
 }
 
