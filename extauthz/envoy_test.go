@@ -1,20 +1,15 @@
 package extauthz
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"google.golang.org/grpc"
 
@@ -66,16 +61,6 @@ admin:
   address: {socket_address: {address: 127.0.0.1, port_value: %[4]d}}
 `
 
-func freeTCPPort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // TestThroughRealEnvoy checks, in Envoy itself, that spoofed identity
 // headers are replaced (one value, the verified one), that the query token is
 // removed before the upstream, and that denials reach the client with their
@@ -109,38 +94,9 @@ func TestThroughRealEnvoy(t *testing.T) {
 	go func() { _ = g.Serve(lis) }()
 	defer g.Stop()
 
-	listen, admin := freeTCPPort(t), freeTCPPort(t)
-	cfgPath := filepath.Join(t.TempDir(), "envoy.yaml")
+	listen, admin := stack.FreePort(t), stack.FreePort(t)
 	cfg := fmt.Sprintf(authzEnvoyConfig, listen, up.Listener.Addr().(*net.TCPAddr).Port, lis.Addr().(*net.TCPAddr).Port, admin)
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	var envoyLog bytes.Buffer
-	cmd := exec.Command(bin, "-c", cfgPath, "--base-id", fmt.Sprint(listen), "-l", "warning", "--concurrency", "1")
-	cmd.Stdout, cmd.Stderr = &envoyLog, &envoyLog
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		if t.Failed() {
-			t.Logf("envoy log:\n%s", envoyLog.String())
-		}
-	}()
-	ready := false
-	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		if resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/ready", admin)); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				ready = true
-				break
-			}
-		}
-	}
-	if !ready {
-		t.Fatal("envoy did not become ready")
-	}
+	stack.RunEnvoy(t, bin, cfg, listen, admin)
 
 	do := func(t *testing.T, id, method, path string, hdrs map[string]string) (*http.Response, []byte) {
 		t.Helper()

@@ -8,12 +8,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
@@ -43,16 +39,6 @@ func (testAuthz) Check(_ context.Context, req *authv3.CheckRequest) (*authv3.Che
 		resp.DynamicMetadata = id.Struct()
 	}
 	return resp, nil
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 const envoyConfig = `
@@ -174,42 +160,15 @@ func startEnvoyWith(t *testing.T, srv *Server, upstream http.Handler, allowModeO
 	t.Cleanup(g.Stop)
 	grpcPort := lis.Addr().(*net.TCPAddr).Port
 
-	listen, admin := freePort(t), freePort(t)
+	listen, admin := stack.FreePort(t), stack.FreePort(t)
 	// The catch-all virtual host answers 421 so that a request whose route
 	// was not re-picked after the :authority rewrite is visible.
 	gateway := `direct_response: {status: 421, body: {inline_string: "route cache not cleared"}}`
 	if gatewayToUpstream {
 		gateway = `route: {cluster: bedrock}`
 	}
-	cfgPath := filepath.Join(t.TempDir(), "envoy.yaml")
-	if err := os.WriteFile(cfgPath, []byte(fmt.Sprintf(envoyConfig, listen, upPort, grpcPort, grpcPort, admin, allowModeOverride, gateway)), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	var envoyLog bytes.Buffer
-	cmd := exec.Command(bin, "-c", cfgPath, "--base-id", fmt.Sprint(listen), "-l", "warning", "--concurrency", "1")
-	cmd.Stdout, cmd.Stderr = &envoyLog, &envoyLog
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		if t.Failed() {
-			t.Logf("envoy log:\n%s", envoyLog.String())
-		}
-	})
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/ready", admin))
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return listen
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("envoy did not become ready")
-		}
-	}
+	stack.RunEnvoy(t, bin, fmt.Sprintf(envoyConfig, listen, upPort, grpcPort, grpcPort, admin, allowModeOverride, gateway), listen, admin)
+	return listen
 }
 
 // sendThroughEnvoy sends a client request carrying caller credentials.
