@@ -2,15 +2,13 @@ package extauthz
 
 import (
 	"context"
-	"net"
 	"testing"
 	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/test/bufconn"
+
+	"github.com/tenantgate/tenantgate/internal/stack"
 )
 
 // TestCheckOverGRPC calls Check through a real gRPC connection with the
@@ -18,19 +16,7 @@ import (
 // pseudo-headers; encode_raw_headers variant with header_map).
 func TestCheckOverGRPC(t *testing.T) {
 	h := newHarness(t, nil, nil)
-	lis := bufconn.Listen(1 << 20)
-	g := grpc.NewServer()
-	h.srv.Register(g)
-	go func() { _ = g.Serve(lis) }()
-	t.Cleanup(g.Stop)
-
-	conn, err := grpc.NewClient("passthrough:///bufnet",
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
+	conn := stack.InProcessGRPC(t, h.srv.Register)
 	client := authv3.NewAuthorizationClient(conn)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

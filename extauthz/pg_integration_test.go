@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -19,13 +18,11 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/test/bufconn"
 
 	"github.com/tenantgate/tenantgate/internal/apikey"
 	"github.com/tenantgate/tenantgate/internal/config"
 	"github.com/tenantgate/tenantgate/internal/jwtverify"
+	"github.com/tenantgate/tenantgate/internal/stack"
 	"github.com/tenantgate/tenantgate/internal/store/pgstore"
 	"github.com/tenantgate/tenantgate/internal/testpg"
 )
@@ -140,18 +137,7 @@ plans:
 		t.Fatalf("extauthz: %v", err)
 	}
 
-	lis := bufconn.Listen(1 << 20)
-	g := grpc.NewServer()
-	srv.Register(g)
-	go func() { _ = g.Serve(lis) }()
-	defer g.Stop()
-	cc, err := grpc.NewClient("passthrough:///bufnet",
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cc.Close()
+	cc := stack.InProcessGRPC(t, srv.Register)
 	client := authv3.NewAuthorizationClient(cc)
 
 	token := func(k *ecdsa.PrivateKey, iss, sub string) string {

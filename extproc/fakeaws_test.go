@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -17,9 +16,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/test/bufconn"
 
 	"github.com/tenantgate/tenantgate/internal/awscreds"
 	"github.com/tenantgate/tenantgate/internal/config"
@@ -27,6 +23,7 @@ import (
 	"github.com/tenantgate/tenantgate/internal/fakeaws/credstore"
 	fakests "github.com/tenantgate/tenantgate/internal/fakeaws/sts"
 	"github.com/tenantgate/tenantgate/internal/identity"
+	"github.com/tenantgate/tenantgate/internal/stack"
 	"github.com/tenantgate/tenantgate/internal/tenant"
 )
 
@@ -115,18 +112,7 @@ func newAWSWorldAt(t *testing.T, tenants int, clock *worldClock) *awsWorld {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lis := bufconn.Listen(1 << 20)
-	g := grpc.NewServer()
-	srv.Register(g)
-	go g.Serve(lis)
-	t.Cleanup(g.Stop)
-	conn, err := grpc.NewClient("passthrough:///bufnet",
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
+	conn := stack.InProcessGRPC(t, srv.Register)
 	return &awsWorld{client: extprocv3.NewExternalProcessorClient(conn), sts: stsSrv, bedrock: br, brURL: brHTTP.URL, routes: routes, srv: srv}
 }
 
