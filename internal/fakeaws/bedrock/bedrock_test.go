@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -71,7 +72,28 @@ func newEnv(t *testing.T) *env {
 		return (&net.Dialer{}).DialContext(ctx, network, addr)
 	}}
 	t.Cleanup(tr.CloseIdleConnections)
-	return &env{br: br, sts: st, creds: store, brAddr: addr, stsURL: stsSrv.URL, brHTTP: &http.Client{Transport: tr}}
+	return &env{br: br, sts: st, creds: store, brAddr: addr, stsURL: stsSrv.URL, brHTTP: &http.Client{Transport: bufferedBody{tr}}}
+}
+
+// bufferedBody hands net/http a request body already read into memory. Under
+// load, the SDK's own request body for the streaming operations can report
+// EOF while net/http is still writing it (httptrace WroteRequest: EOF); net/http
+// then closes the connection and the response stream fails after its first
+// event with "use of closed network connection". The signature and the bytes
+// the fake verifies are unchanged.
+type bufferedBody struct{ rt http.RoundTripper }
+
+func (b bufferedBody) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.Body != nil && req.Body != http.NoBody {
+		body, err := io.ReadAll(req.Body)
+		req.Body.Close()
+		if err != nil {
+			return nil, fmt.Errorf("buffer request body: %w", err)
+		}
+		req = req.Clone(req.Context())
+		req.Body = io.NopCloser(bytes.NewReader(body))
+	}
+	return b.rt.RoundTrip(req)
 }
 
 // client signs for signRegion and sends to the host of hostRegion.
