@@ -49,7 +49,7 @@ if [[ ${SKIP_FUZZ:-0} != 1 ]]; then
 			cat "$log" >&2
 			exit 1
 		fi
-		echo "    fuzz $name ./$dir: ok ($(grep -o 'execs: [0-9]*' "$log" | tail -n 1 | cut -d' ' -f2) execs in $fuzztime)"
+		echo "    fuzz $name ./$dir: ok ($fuzztime, $(grep -o 'elapsed: [0-9]*s' "$log" | tail -n 1 | cut -d' ' -f2))"
 		nfuzz=$((nfuzz + 1))
 	done
 fi
