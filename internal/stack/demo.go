@@ -53,6 +53,6 @@ INSERT INTO public.api_keys (key_id, public_key, secret_key_hash, account_id, ti
   ('c0000000-0000-4000-8000-000000000001', 'pk_demoAcmePublicKey000000000000000',
    '0276f6718bbc05ba14a22861009cfe7a8a53b9157f32e59daf2b6162d80f24da',
    'a0000000-0000-4000-8000-000000000001', 'Acme demo key', 'active');
-INSERT INTO public.enterprise_bedrock_routing (account_id, bedrock_role_arn, bedrock_external_id, region, enabled) VALUES
+INSERT INTO tenantgate.enterprise_bedrock_routing (account_id, bedrock_role_arn, bedrock_external_id, region, enabled) VALUES
   ('a0000000-0000-4000-8000-000000000001', 'arn:aws:iam::111122223333:role/AcmeBedrockAccess', 'acme-external-id-7f3c', 'eu-west-1', true);
 `

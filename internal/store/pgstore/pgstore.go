@@ -209,8 +209,7 @@ func (s *Store) TouchAPIKeys(ctx context.Context, keyIDs []string, at time.Time)
 	return nil
 }
 
-const routeColumns = `account_id::text, bedrock_role_arn, coalesce(bedrock_external_id, ''), coalesce(region, ''),
-	enabled, coalesce(updated_at, created_at, 'epoch'::timestamptz)`
+const routeColumns = `account_id::text, bedrock_role_arn, bedrock_external_id, coalesce(region, ''), enabled, updated_at`
 
 func scanRoute(row pgx.Row) (tenant.Route, error) {
 	var r tenant.Route
@@ -225,7 +224,7 @@ func (s *Store) Route(ctx context.Context, accountID string) (tenant.Route, erro
 	}
 	ctx, cancel := s.queryCtx(ctx)
 	defer cancel()
-	r, err := scanRoute(s.pool.QueryRow(ctx, `SELECT `+routeColumns+` FROM public.enterprise_bedrock_routing WHERE account_id = $1::uuid`, accountID))
+	r, err := scanRoute(s.pool.QueryRow(ctx, `SELECT `+routeColumns+` FROM tenantgate.enterprise_bedrock_routing WHERE account_id = $1::uuid`, accountID))
 	if err != nil {
 		return tenant.Route{}, notFound("route", err)
 	}
@@ -236,7 +235,7 @@ func (s *Store) Route(ctx context.Context, accountID string) (tenant.Route, erro
 func (s *Store) Routes(ctx context.Context) ([]tenant.Route, error) {
 	ctx, cancel := s.queryCtx(ctx)
 	defer cancel()
-	rows, err := s.pool.Query(ctx, `SELECT `+routeColumns+` FROM public.enterprise_bedrock_routing WHERE enabled ORDER BY account_id`)
+	rows, err := s.pool.Query(ctx, `SELECT `+routeColumns+` FROM tenantgate.enterprise_bedrock_routing WHERE enabled ORDER BY account_id`)
 	if err != nil {
 		return nil, fmt.Errorf("pgstore: routes: %w", err)
 	}
