@@ -283,6 +283,7 @@ func TestRegisterTenantSQL(t *testing.T) {
 		{"update same account", map[string]string{"account_id": acct, "role_arn": "arn:aws:iam::111122223333:role/AcmeBedrockV2", "external_id": "acme-ext-2", "region": "us-west-2"}, false, "arn:aws:iam::111122223333:role/AcmeBedrockV2", "us-west-2"},
 		{"unknown account", map[string]string{"account_id": "a0000000-0000-4000-8000-0000000000ff", "role_arn": "arn:aws:iam::111122223333:role/X", "external_id": "ext-x", "region": "eu-west-1"}, true, "", ""},
 		{"malformed role ARN", map[string]string{"account_id": acct, "role_arn": "arn:aws:iam::1234:role/X", "external_id": "ext-x", "region": "eu-west-1"}, true, "", ""},
+		{"no external id", map[string]string{"account_id": acct, "role_arn": "arn:aws:iam::111122223333:role/X", "external_id": "", "region": "eu-west-1"}, true, "", ""},
 		{"malformed region", map[string]string{"account_id": acct, "role_arn": "arn:aws:iam::111122223333:role/X", "external_id": "ext-x", "region": "Europe"}, true, "", ""},
 	}
 	for _, tt := range tests {
@@ -295,7 +296,7 @@ func TestRegisterTenantSQL(t *testing.T) {
 				// The failed transaction must leave nothing behind.
 				_, _ = conn.Exec(ctx, "ROLLBACK")
 				var n int
-				if err := conn.QueryRow(ctx, `SELECT count(*) FROM public.enterprise_bedrock_routing WHERE account_id <> $1`, acct).Scan(&n); err != nil {
+				if err := conn.QueryRow(ctx, `SELECT count(*) FROM tenantgate.enterprise_bedrock_routing WHERE account_id <> $1`, acct).Scan(&n); err != nil {
 					t.Fatal(err)
 				}
 				if n != 0 {
@@ -308,7 +309,7 @@ func TestRegisterTenantSQL(t *testing.T) {
 			}
 			var arn, region string
 			var enabled bool
-			if err := conn.QueryRow(ctx, `SELECT bedrock_role_arn, region, enabled FROM public.enterprise_bedrock_routing WHERE account_id = $1`, acct).Scan(&arn, &region, &enabled); err != nil {
+			if err := conn.QueryRow(ctx, `SELECT bedrock_role_arn, region, enabled FROM tenantgate.enterprise_bedrock_routing WHERE account_id = $1`, acct).Scan(&arn, &region, &enabled); err != nil {
 				t.Fatal(err)
 			}
 			if arn != tt.wantARN || region != tt.region || !enabled {
