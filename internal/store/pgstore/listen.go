@@ -67,7 +67,7 @@ type ListenerOptions struct {
 	// OnDisconnected, if set, is called each time a connection attempt
 	// fails or an active connection is lost (LISTEN not active), and on Close.
 	OnDisconnected func()
-	Logger      *slog.Logger
+	Logger         *slog.Logger
 	// MinBackoff and MaxBackoff bound reconnection delays (100ms, 10s).
 	MinBackoff, MaxBackoff time.Duration
 	// HealthInterval is how often an idle connection is pinged (30s).
