@@ -14,11 +14,11 @@ import (
 type Store struct {
 	// DatabaseURL is a PostgreSQL URL (env TENANTGATE_DATABASE_URL).
 	DatabaseURL string `yaml:"database_url"`
-	// ListenDatabaseURL, when set, is the PostgreSQL URL of the one
-	// connection that LISTENs for invalidations (env
-	// TENANTGATE_LISTEN_DATABASE_URL); queries keep using DatabaseURL. Use a
-	// direct or session-mode connection when DatabaseURL goes through a
-	// transaction-mode pooler, through which LISTEN/NOTIFY delivers nothing.
+	// ListenDatabaseURL is the PostgreSQL URL of the one connection that
+	// LISTENs for invalidations (env TENANTGATE_LISTEN_DATABASE_URL; default:
+	// database_url, which queries always use). Set it to a direct or
+	// session-mode URL when database_url is a transaction-mode pooler (port
+	// 6543), through which LISTEN/NOTIFY delivers nothing.
 	ListenDatabaseURL string `yaml:"listen_database_url"`
 	// TenantsFile is a YAML tenants file (accounts, members, tiers, API keys,
 	// routes). It is re-read when it changes.
