@@ -125,6 +125,9 @@ func connPorts(s string) []string {
 		}
 		return ports
 	}
+	for strings.Contains(s, " =") || strings.Contains(s, "= ") {
+		s = strings.ReplaceAll(strings.ReplaceAll(s, " =", "="), "= ", "=")
+	}
 	for _, f := range strings.Fields(s) {
 		if v, ok := strings.CutPrefix(f, "port="); ok {
 			ports = append(ports, strings.Split(strings.Trim(v, `'`), ",")...)

@@ -65,6 +65,8 @@ func TestLooksLikeTransactionPooler(t *testing.T) {
 		// Keyword/value form.
 		{"host=aws-0-eu-central-1.pooler.supabase.com port=6543 user=postgres.ref dbname=postgres", true},
 		{"host=db port='6543' dbname=app", true},
+		{"host=db port = 6543 dbname=app", true},
+		{"host=db dbname=app6543", false},
 		{"host=db port=5432 dbname=app", false},
 		// Default port, other ports, not a URL.
 		{"postgres://u:pw@db/app", false},

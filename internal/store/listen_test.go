@@ -213,12 +213,15 @@ func TestListenDatabaseURL(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer s.Close()
 		if got := listenActive(t, reg); got != 1 {
 			t.Errorf("tenantgate_store_listen_active = %v, want 1", got)
 		}
 		if !revocationSeen(t, s, direct) {
-			t.Fatal("revocation not seen within 1s through listen_database_url")
+			t.Error("revocation not seen within 1s through listen_database_url")
+		}
+		s.Close()
+		if got := listenActive(t, reg); got != 0 {
+			t.Errorf("tenantgate_store_listen_active after Close = %v, want 0", got)
 		}
 	})
 }
