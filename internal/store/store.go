@@ -1,7 +1,7 @@
 // Package store owns where tenantgate reads tenants from: it opens the
 // PostgreSQL store (invalidated by LISTEN/NOTIFY), a tenants file (reloaded
-// on change) or, when asked for, the embedded demo tenants, always behind the in-process TTL
-// cache, and applies the database migrations.
+// on change) or, when asked for, the embedded demo tenants, always behind
+// the in-process TTL cache, and applies the database migrations.
 package store
 
 import (
