@@ -37,6 +37,8 @@ func newAuthzStack(b *testing.B) *authzStack {
 	ctx, cancel := context.WithCancel(context.Background())
 	b.Cleanup(cancel)
 	cfg, err := config.Parse([]byte(fmt.Sprintf(`
+store:
+  demo: true
 auth:
   api_keys: {secret: %q}
   issuers:

@@ -78,6 +78,7 @@ func fieldDocs(t *testing.T) map[string]string {
 // envVars names the environment variable that can set a key.
 var envVars = map[string]string{
 	"store.database_url":              config.EnvDatabaseURL,
+	"store.listen_database_url":       config.EnvListenDatabaseURL,
 	"auth.api_keys.secret":            config.EnvAPIKeySecret,
 	"auth.issuers[].hs256_secret":     "the variable named by hs256_secret_env",
 	"auth.issuers[].hs256_secret_env": config.EnvSupabaseJWTSecret + " (first issuer)",

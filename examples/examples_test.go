@@ -80,8 +80,8 @@ func TestExampleConfigsLoad(t *testing.T) {
 			file: "tenantgate-demo.yaml",
 			env:  map[string]string{config.EnvSupabaseJWTSecret: "must-not-be-used-by-the-demo-issuer-000000"},
 			check: func(t *testing.T, c *config.Config) {
-				if c.Store.DatabaseURL != "" || c.Store.TenantsFile != "" {
-					t.Errorf("demo config should use the embedded tenants, got db=%q file=%q", c.Store.DatabaseURL, c.Store.TenantsFile)
+				if kind, err := c.Store.Kind(); kind != config.StoreDemo {
+					t.Errorf("demo config should ask for the embedded demo tenants, got %q %v", kind, err)
 				}
 				if c.Auth.Issuers[0].HS256Secret != "demo-jwt-secret-with-at-least-32-characters" {
 					t.Error("demo issuer secret was overridden from the environment")

@@ -24,20 +24,25 @@ import (
 const usage = `tenantgate: tenant-aware ext_authz and ext_proc for Envoy in front of AWS Bedrock
 
 Usage:
-  tenantgate serve [--config FILE]
+  tenantgate serve [--config FILE] [--demo]
         Serve ext_authz, ext_proc and gRPC health (server.grpc_listen, default :9191)
         and /healthz, /readyz, /metrics (server.http_listen, default :9192).
-        Without --config: defaults and the embedded demo tenants.
+        Needs a store: $TENANTGATE_DATABASE_URL (store.database_url) or
+        store.tenants_file. --demo (store.demo: true) instead serves the embedded
+        public DEMO tenants and their public demo API key; never in production.
   tenantgate migrate [--database-url URL] [--dev]
         Apply the database migrations. URL defaults to $TENANTGATE_DATABASE_URL.
         --dev first creates a minimal basejump/credit_accounts/api_keys schema.
-  tenantgate check-config [--config FILE]
-        Validate a configuration (environment applied) and print it with secrets redacted.
+  tenantgate check-config [--config FILE] [--demo]
+        Validate a configuration (environment applied) as serve would, print it
+        with secrets redacted, and warn about a database URL through which
+        LISTEN/NOTIFY cannot work (transaction-mode pooler, port 6543).
   tenantgate version
         Print the build version.
 
-Secrets may come from the environment: TENANTGATE_DATABASE_URL, SUPABASE_JWT_SECRET,
-API_KEY_SECRET, SUPABASE_ANON_KEY (via auth.issuers[].jwks_headers_env).
+Secrets may come from the environment: TENANTGATE_DATABASE_URL,
+TENANTGATE_LISTEN_DATABASE_URL, SUPABASE_JWT_SECRET, API_KEY_SECRET,
+SUPABASE_ANON_KEY (via auth.issuers[].jwks_headers_env).
 `
 
 // errUsage marks command-line mistakes (exit 2).
@@ -112,13 +117,31 @@ func parse(fs *flag.FlagSet, args []string) error {
 	return nil
 }
 
-func serve(ctx context.Context, args []string, stderr io.Writer, getenv func(string) string) error {
-	fs := newFlags("serve", stderr)
-	path := fs.String("config", "", "YAML configuration file (optional)")
+// loadConfig parses the --config and --demo flags that serve and
+// check-config share and loads the configuration they name. The store rule
+// (a database, a tenants file or an explicit --demo) is config.Store.Kind's.
+func loadConfig(name string, args []string, stderr io.Writer, getenv func(string) string) (*config.Config, error) {
+	fs := newFlags(name, stderr)
+	path := fs.String("config", "", "YAML configuration file (optional: defaults only)")
+	demo := fs.Bool("demo", false, "serve the embedded public DEMO tenants and their public demo API key (store.demo: true); never in production")
 	if err := parse(fs, args); err != nil {
-		return err
+		return nil, err
 	}
 	cfg, err := config.Load(*path, getenv)
+	if err != nil {
+		return nil, err
+	}
+	if *demo {
+		cfg.Store.Demo = true
+	}
+	if _, err := cfg.Store.Kind(); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return cfg, nil
+}
+
+func serve(ctx context.Context, args []string, stderr io.Writer, getenv func(string) string) error {
+	cfg, err := loadConfig("serve", args, stderr, getenv)
 	if err != nil {
 		return err
 	}
@@ -159,12 +182,7 @@ func migrate(ctx context.Context, args []string, stderr io.Writer, getenv func(s
 }
 
 func checkConfig(args []string, stdout, stderr io.Writer, getenv func(string) string) error {
-	fs := newFlags("check-config", stderr)
-	path := fs.String("config", "", "YAML configuration file (optional: defaults only)")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	cfg, err := config.Load(*path, getenv)
+	cfg, err := loadConfig("check-config", args, stderr, getenv)
 	if err != nil {
 		return err
 	}
@@ -174,6 +192,9 @@ func checkConfig(args []string, stdout, stderr io.Writer, getenv func(string) st
 	}
 	if _, err := stdout.Write(out); err != nil {
 		return fmt.Errorf("write: %w", err)
+	}
+	if _, err := cfg.Store.ListenURL(); err != nil {
+		fmt.Fprintf(stderr, "warning: %v\n", err)
 	}
 	fmt.Fprintf(stderr, "configuration OK (store: %s)\n", app.StoreKind(cfg.Store))
 	return nil

@@ -26,6 +26,8 @@ func TestRun(t *testing.T) {
 	good := writeFile(t, "server:\n  log_level: debug\n")
 	bad := writeFile(t, "server:\n  log_level: loud\n  grpc_port: 1\n")
 	invalid := writeFile(t, "server:\n  log_level: loud\n  log_format: xml\n")
+	demoFile := writeFile(t, "store:\n  demo: true\n")
+	tenantsFile := writeFile(t, "store:\n  tenants_file: /etc/tenantgate/tenants.yaml\n")
 	tests := []struct {
 		name       string
 		args       []string
@@ -40,7 +42,21 @@ func TestRun(t *testing.T) {
 		{name: "help", args: []string{"help"}, wantCode: 0, wantStdout: "Usage:"},
 		{name: "version", args: []string{"version"}, wantCode: 0, wantStdout: "tenantgate "},
 		{name: "version extra arg", args: []string{"version", "x"}, wantCode: 2},
-		{name: "check-config defaults", args: []string{"check-config"}, wantCode: 0, wantStdout: "grpc_listen: :9191", wantStderr: "configuration OK (store: embedded)"},
+		{name: "check-config without a store", args: []string{"check-config"}, wantCode: 1,
+			wantStderr: "no tenant store configured: set TENANTGATE_DATABASE_URL (store.database_url) or store.tenants_file, or pass --demo"},
+		{name: "check-config --demo", args: []string{"check-config", "--demo"}, wantCode: 0, wantStdout: "grpc_listen: :9191", wantStderr: "configuration OK (store: demo)"},
+		{name: "check-config store.demo", args: []string{"check-config", "--config", demoFile}, wantCode: 0, wantStdout: "demo: true", wantStderr: "configuration OK (store: demo)"},
+		{name: "check-config --demo with a database", args: []string{"check-config", "--demo"},
+			env:      map[string]string{"TENANTGATE_DATABASE_URL": "postgres://u:dbpass@h/db"},
+			wantCode: 1, wantStderr: "cannot be combined with database_url or tenants_file", notIn: "dbpass"},
+		{name: "check-config tenants file", args: []string{"check-config", "--config", tenantsFile}, wantCode: 0, wantStderr: "configuration OK (store: tenants-file)"},
+		{name: "check-config transaction pooler", args: []string{"check-config"},
+			env:      map[string]string{"TENANTGATE_DATABASE_URL": "postgres://postgres.ref:dbpass@aws-0-eu-west-1.pooler.supabase.com:6543/postgres"},
+			wantCode: 0, wantStderr: "warning: store.database_url looks like a transaction-mode pooler", notIn: "dbpass"},
+		{name: "check-config pooler with listen url", args: []string{"check-config"},
+			env: map[string]string{"TENANTGATE_DATABASE_URL": "postgres://postgres.ref:dbpass@aws-0-eu-west-1.pooler.supabase.com:6543/postgres",
+				"TENANTGATE_LISTEN_DATABASE_URL": "postgres://postgres:listenpass@db.ref.supabase.co:5432/postgres"},
+			wantCode: 0, wantStdout: "listen_database_url: postgres://postgres:REDACTED@db.ref.supabase.co:5432/postgres", wantStderr: "configuration OK (store: postgres)", notIn: "dbpass|listenpass|warning"},
 		{name: "check-config file with env secret", args: []string{"check-config", "--config", good},
 			env:      map[string]string{"API_KEY_SECRET": secret, "TENANTGATE_DATABASE_URL": "postgres://u:dbpass@h/db"},
 			wantCode: 0, wantStdout: "secret: REDACTED", wantStderr: "store: postgres", notIn: secret + "|dbpass"},
@@ -51,6 +67,7 @@ func TestRun(t *testing.T) {
 		{name: "migrate without url", args: []string{"migrate"}, wantCode: 2, wantStderr: "TENANTGATE_DATABASE_URL"},
 		{name: "migrate bad url", args: []string{"migrate", "--database-url", "postgres://u:topsecret@%zz"}, wantCode: 1, notIn: "topsecret"},
 		{name: "serve invalid config", args: []string{"serve", "--config", bad}, wantCode: 1, wantStderr: "grpc_port not found"},
+		{name: "serve bad flag", args: []string{"serve", "--demo=maybe"}, wantCode: 2, wantStderr: "invalid boolean value"},
 		{name: "several validation errors on one line", args: []string{"check-config", "--config", invalid}, wantCode: 1,
 			wantStderr: `server.log_level: "loud" is not one of debug, info, warn, error; server.log_format`},
 	}
@@ -82,6 +99,31 @@ func TestRun(t *testing.T) {
 	}
 }
 
+// serve without a database URL, a tenants file or --demo must refuse to
+// start instead of serving the embedded demo tenants and their public API
+// key secret.
+func TestServeRefusesWithoutStore(t *testing.T) {
+	cfg := writeFile(t, "server:\n  grpc_listen: 127.0.0.1:0\n  http_listen: 127.0.0.1:0\n  shutdown_grace: 1s\n")
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	// Should serve start anyway, the deadline stops it and the exit code
+	// below shows it.
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	var stdout, stderr syncBuf
+	code := run(ctx, []string{"serve", "--config", cfg}, &stdout, &stderr, func(string) string { return "" })
+	if code != 1 {
+		t.Fatalf("exit %d, want 1; stderr: %s", code, stderr.String())
+	}
+	for _, want := range []string{"no tenant store configured", "TENANTGATE_DATABASE_URL", "store.tenants_file", "--demo"} {
+		if !strings.Contains(stderr.String(), want) {
+			t.Errorf("stderr lacks %q: %s", want, stderr.String())
+		}
+	}
+	if strings.Contains(stderr.String(), "tenantgate serving") {
+		t.Errorf("served without a store: %s", stderr.String())
+	}
+}
+
 func TestServeUntilSignal(t *testing.T) {
 	cfg := writeFile(t, "server:\n  grpc_listen: 127.0.0.1:0\n  http_listen: 127.0.0.1:0\n  shutdown_grace: 2s\n")
 	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
@@ -89,7 +131,7 @@ func TestServeUntilSignal(t *testing.T) {
 	var stdout, stderr syncBuf
 	done := make(chan int, 1)
 	go func() {
-		done <- run(ctx, []string{"serve", "--config", cfg}, &stdout, &stderr, func(string) string { return "" })
+		done <- run(ctx, []string{"serve", "--demo", "--config", cfg}, &stdout, &stderr, func(string) string { return "" })
 	}()
 	deadline := time.Now().Add(10 * time.Second)
 	for !strings.Contains(stderr.String(), "tenantgate serving") {

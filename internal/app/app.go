@@ -69,16 +69,14 @@ type App struct {
 }
 
 // StoreKind names the store a configuration selects, without secrets:
-// postgres, tenants-file or embedded.
+// postgres, tenants-file or demo (config.Store.Kind), or "none" when it
+// selects none (New refuses such a configuration).
 func StoreKind(cfg config.Store) string {
-	switch {
-	case cfg.DatabaseURL != "":
-		return "postgres"
-	case cfg.TenantsFile != "":
-		return "tenants-file"
-	default:
-		return "embedded"
+	kind, err := cfg.Kind()
+	if err != nil {
+		return "none"
 	}
+	return kind
 }
 
 // New builds every component from cfg and binds both listeners. Call Run
@@ -112,11 +110,15 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 		}
 	}()
 
-	if StoreKind(c.Store) == "embedded" && c.Auth.APIKeys.Enabled == nil && c.Auth.APIKeys.Secret == "" {
+	kind, err := c.Store.Kind()
+	if err != nil {
+		return nil, fmt.Errorf("app: %w", err)
+	}
+	if kind == config.StoreDemo && c.Auth.APIKeys.Enabled == nil && c.Auth.APIKeys.Secret == "" {
 		// The embedded tenants are public demo data; accept their demo key
-		// so that `tenantgate serve` without a config answers something.
+		// so that `tenantgate serve --demo` without a config answers something.
 		c.Auth.APIKeys.Secret = filestore.DemoAPIKeyHMACSecret
-		log.Warn("no store configured: serving the embedded DEMO tenants and accepting their public demo API key")
+		log.Warn("--demo: serving the embedded DEMO tenants and accepting their public demo API key")
 	}
 
 	reg := opts.Registry
@@ -128,7 +130,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 	// The tenants-file watcher lives as long as the App, not the caller's ctx.
 	a.store, err = store.Open(a.bgCtx, c.Store, log.With("component", "store"), reg)
 	if err != nil {
-		return nil, fmt.Errorf("app: open %s store: %w", StoreKind(c.Store), err)
+		return nil, fmt.Errorf("app: open %s store: %w", kind, err)
 	}
 
 	verifier, err := jwtverify.New(a.bgCtx, c.Auth, jwtverify.Options{

@@ -3,6 +3,7 @@ package app
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -57,6 +58,8 @@ server:
   grpc_listen: 127.0.0.1:0
   http_listen: 127.0.0.1:0
   shutdown_grace: 5s
+store:
+  demo: true
 auth:
   issuers:
     - issuer: ` + testIssuer + `
@@ -251,7 +254,7 @@ func TestAppAnswersCheckWithEmbeddedTenants(t *testing.T) {
 		t.Fatalf("Run = %v", err)
 	}
 	logs := r.logs.String()
-	for _, want := range []string{`"msg":"tenantgate serving"`, `"store":"embedded"`, testIssuer, `"msg":"tenantgate stopped"`} {
+	for _, want := range []string{`"msg":"tenantgate serving"`, `"store":"demo"`, testIssuer, `"msg":"tenantgate stopped"`} {
 		if !strings.Contains(logs, want) {
 			t.Errorf("logs lack %q", want)
 		}
@@ -353,6 +356,21 @@ func TestNewFailsCleanly(t *testing.T) {
 	}
 }
 
+// New refuses a configuration without a database, a tenants file or an
+// explicit demo: it never falls back to the public demo tenants and key.
+func TestNewRefusesWithoutStore(t *testing.T) {
+	cfg := testConfig(t, "")
+	cfg.Store.Demo = false
+	a, err := New(context.Background(), cfg, Options{AWSConfig: staticAWS()})
+	if err == nil {
+		a.Close()
+		t.Fatal("New served without a store")
+	}
+	if !errors.Is(err, config.ErrNoStore) || !strings.Contains(err.Error(), "--demo") {
+		t.Fatalf("error %q does not say what to set", err)
+	}
+}
+
 func TestStoreKind(t *testing.T) {
 	tests := []struct {
 		cfg  config.Store
@@ -360,7 +378,9 @@ func TestStoreKind(t *testing.T) {
 	}{
 		{config.Store{DatabaseURL: "postgres://u:p@h/db"}, "postgres"},
 		{config.Store{TenantsFile: "/etc/t.yaml"}, "tenants-file"},
-		{config.Store{}, "embedded"},
+		{config.Store{Demo: true}, "demo"},
+		{config.Store{}, "none"},
+		{config.Store{Demo: true, TenantsFile: "/etc/t.yaml"}, "none"},
 	}
 	for _, tt := range tests {
 		if got := StoreKind(tt.cfg); got != tt.want {

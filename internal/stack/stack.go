@@ -47,7 +47,8 @@ const HS256Secret = "stack-hs256-secret-for-tests-only-0123456789"
 // jwksKID is the key id of the stack issuer's RSA key.
 const jwksKID = "stack-rsa-1"
 
-// Options configure Start. The zero value runs the embedded demo tenants.
+// Options configure Start. The zero value runs the embedded demo tenants
+// (tenantgate serve --demo).
 type Options struct {
 	// Dir holds configs, certificates, binaries and logs; empty means a new
 	// temporary directory removed by Stop.
@@ -61,8 +62,8 @@ type Options struct {
 	TenantgateBin string
 	// DatabaseURL selects the PostgreSQL store (already migrated and seeded).
 	DatabaseURL string
-	// TenantsFile selects a tenants file; with neither set tenantgate uses
-	// its embedded demo tenants.
+	// TenantsFile selects a tenants file; with neither set tenantgate runs
+	// with --demo (its embedded demo tenants).
 	TenantsFile string
 	// Models maps tiers to allowed model globs (plans.models).
 	Models map[string][]string
@@ -365,7 +366,12 @@ func (s *Stack) StartTenantgate(ctx context.Context) error {
 		"AWS_CONFIG_FILE="+filepath.Join(s.Dir, "no-aws-config"),
 		"AWS_SHARED_CREDENTIALS_FILE="+filepath.Join(s.Dir, "no-aws-credentials"),
 	)
-	p, err := startProc(s.Dir, "tenantgate", env, s.tgBin, "serve", "--config", s.tgConfig)
+	args := []string{"serve", "--config", s.tgConfig}
+	if s.opts.DatabaseURL == "" && s.opts.TenantsFile == "" {
+		// tenantgate serves its embedded demo tenants only when asked to.
+		args = append(args, "--demo")
+	}
+	p, err := startProc(s.Dir, "tenantgate", env, s.tgBin, args...)
 	if err != nil {
 		return err
 	}

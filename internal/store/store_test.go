@@ -33,8 +33,23 @@ func storeConfig() config.Store {
 	}
 }
 
+// Without a database URL, a tenants file or Demo, Open refuses instead of
+// serving the public demo tenants.
+func TestOpenRefusesWithoutStore(t *testing.T) {
+	s, err := Open(context.Background(), storeConfig(), nil, nil)
+	if err == nil {
+		s.Close()
+		t.Fatal("Open served the embedded demo tenants without Demo")
+	}
+	if !errors.Is(err, config.ErrNoStore) {
+		t.Fatalf("err = %v, want config.ErrNoStore", err)
+	}
+}
+
 func TestOpenEmbeddedDemo(t *testing.T) {
-	s, err := Open(context.Background(), storeConfig(), nil, prometheus.NewRegistry())
+	cfg := storeConfig()
+	cfg.Demo = true
+	s, err := Open(context.Background(), cfg, nil, prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
 	}
