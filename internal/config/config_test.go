@@ -227,6 +227,8 @@ func TestValidationErrors(t *testing.T) {
 		{"credential twice", "auth: {credential_order: [bearer, bearer]}", nil, `auth.credential_order: "bearer" listed twice`},
 		{"api keys without secret", "auth: {api_keys: {enabled: true}}", nil, "auth.api_keys: enabled but no secret"},
 		{"negative token cache", "auth: {token_cache_size: -1}", nil, "auth.token_cache_size: must not be negative"},
+		{"query param needs encoding", "auth: {query_token: {param: 'to ken'}}", nil, `auth.query_token.param: "to ken" must be letters, digits, "-", ".", "_" or "~"`},
+		{"query param percent-encoded", "auth: {query_token: {param: 'tok%65n'}}", nil, `auth.query_token.param: "tok%65n" must be`},
 		{"issuer missing", "auth: {issuers: [{audiences: [x]}]}", nil, "auth.issuers[0]: issuer is required"},
 		{"issuer twice", "auth: {issuers: [{issuer: 'https://a/x'}, {issuer: 'https://a/x'}]}", nil, `auth.issuers[1]: issuer "https://a/x" configured twice`},
 		{"no key source", "auth: {issuers: [{issuer: 'https://a/x', jwks: false}]}", nil, "auth.issuers[0]: no key source"},
