@@ -420,10 +420,17 @@ func (t *table[V]) store(gen uint64, key string, v V, err error, now time.Time) 
 	if t.gen != gen {
 		return
 	}
+	// An answer replaces the other kind's entry for the key, if any.
 	items, lru, max := t.items, t.lru, t.c.opts.MaxEntries
+	otherItems, otherLRU, otherKey := t.neg, t.negLRU, negKey(key)
 	if notFound {
-		key = negKey(key)
 		items, lru, max = t.neg, t.negLRU, t.c.opts.NegativeMaxEntries
+		otherItems, otherLRU, otherKey = t.items, t.lru, key
+		key = negKey(key)
+	}
+	if el, ok := otherItems[otherKey]; ok {
+		otherLRU.Remove(el)
+		delete(otherItems, otherKey)
 	}
 	e := &entry[V]{key: key, val: v, notFound: notFound, expires: now.Add(ttl)}
 	if el, ok := items[key]; ok {
