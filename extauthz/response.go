@@ -27,6 +27,7 @@ const (
 	CodeInsufficientCredits    = "insufficient_credits"
 	CodeAccountRequired        = "account_required"
 	CodeAccountNotFound        = "account_not_found"
+	CodeEncodedQueryToken      = "encoded_query_token"
 	CodeUnavailable            = "unavailable"
 	codeOK                     = "ok" // metrics and logs only
 	wwwAuthenticateMissing     = `Bearer realm="tenantgate"`

@@ -159,7 +159,7 @@ func (s *Server) Check(ctx context.Context, cr *authv3.CheckRequest) (*authv3.Ch
 	var removeQuery, removeHeaders []string
 	// The query token is stripped whenever the parameter is present, so a
 	// token never travels upstream, whichever credential won.
-	if s.auth.QueryToken.Enabled && hasQueryParam(r.path, s.auth.QueryToken.Param) {
+	if s.auth.QueryToken.Enabled && scanQuery(r.path, s.auth.QueryToken.Param).present {
 		removeQuery = []string{s.auth.QueryToken.Param}
 	}
 	removeHeaders = s.svc.headersToRemove(r)
@@ -214,6 +214,12 @@ func (s *Server) logDecision(ctx context.Context, r request, o outcome, code str
 
 // decide runs the one-way flow: credential → identity → tenant → plan.
 func (s *Server) decide(ctx context.Context, r request) outcome {
+	if s.auth.QueryToken.Enabled && scanQuery(r.path, s.auth.QueryToken.Param).disguised {
+		// Envoy removes the token parameter by its raw name only; a token
+		// under another spelling would be forwarded upstream.
+		return outcome{credential: credentialQueryToken, deny: deny(401, CodeEncodedQueryToken,
+			"the "+s.auth.QueryToken.Param+" query parameter must be sent under its plain name")}
+	}
 	cred, ok := findCredential(s.auth, r)
 	if ok && cred.kind != config.CredentialAPIKey && s.svc.isServiceRoleToken(cred.value) {
 		// A Supabase service_role key in the bearer slot is a service

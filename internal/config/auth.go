@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/url"
 	"path"
+	"strings"
 	"time"
 )
 
@@ -52,8 +53,10 @@ func (a APIKeys) On() bool {
 
 // QueryTok configures the optional token query parameter for streaming clients.
 type QueryTok struct {
-	Enabled bool   `yaml:"enabled"` // default false
-	Param   string `yaml:"param"`   // default "token"
+	Enabled bool `yaml:"enabled"` // default false
+	// Param is the parameter name (default "token"). Only this exact, raw
+	// name is read; letters, digits, "-", ".", "_" and "~" only.
+	Param string `yaml:"param"`
 }
 
 // Issuer is one configured JWT issuer. Tokens whose iss is not configured
@@ -132,6 +135,21 @@ func (a *Auth) applyDefaults() {
 	}
 }
 
+// unreservedName reports whether s is non-empty and made of URL unreserved
+// characters only (RFC 3986), so that it has exactly one spelling in a query.
+func unreservedName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("-._~", c) >= 0) {
+			return false
+		}
+	}
+	return true
+}
+
 // DefaultJWKSURL is {issuer}/.well-known/jwks.json.
 func (i Issuer) DefaultJWKSURL() string {
 	u, err := url.Parse(i.Issuer)
@@ -193,6 +211,11 @@ func (a *Auth) validate() []error {
 				errs = append(errs, fmt.Errorf("%s: algorithm %q not allowed for JWKS keys", where, alg))
 			}
 		}
+	}
+	if !unreservedName(a.QueryToken.Param) {
+		// Envoy removes the parameter by its raw name; a name that needs
+		// percent-encoding has more than one spelling.
+		errs = append(errs, fmt.Errorf(`auth.query_token.param: %q must be letters, digits, "-", ".", "_" or "~"`, a.QueryToken.Param))
 	}
 	if a.TokenCacheSize < 0 {
 		errs = append(errs, errors.New("auth.token_cache_size: must not be negative"))

@@ -44,9 +44,12 @@ func Open(ctx context.Context, cfg config.Store, logger *slog.Logger, reg promet
 		return nil, err
 	}
 	copts := cache.Options{
-		TTL:         cfg.CacheTTL.D(),
-		NegativeTTL: cfg.NegativeCacheTTL.D(),
-		Metrics:     m,
+		TTL:                cfg.CacheTTL.D(),
+		NegativeTTL:        cfg.NegativeCacheTTL.D(),
+		NegativeMaxEntries: cfg.NegativeCacheSize,
+		KeyLookupRate:      float64(cfg.APIKeyLookupRate),
+		KeyLookupBurst:     cfg.APIKeyLookupBurst,
+		Metrics:            m,
 	}
 	switch kind {
 	case config.StorePostgres:
