@@ -54,6 +54,8 @@ type choice struct {
 	region  string
 	creds   aws.Credentials
 	account string
+	// awsAccount is the signer's AWS account id when known.
+	awsAccount string
 }
 
 // reject is a request refused with an immediate response.
@@ -140,6 +142,9 @@ func (s *Server) onHeaders(ctx context.Context, st *streamState, req *extprocv3.
 		return fail(rej, ch.kind, ch.region)
 	}
 	p := &pending{method: method, path: path, headers: hdrs, op: op, choice: ch, start: start}
+	if rej := s.placeModel(p); rej != nil {
+		return fail(rej, ch.kind, ch.region)
+	}
 	if h.GetEndOfStream() {
 		mut, rej := s.sign(ctx, p, sigv4sign.EmptyPayloadHash)
 		if rej != nil {
@@ -199,7 +204,7 @@ func (s *Server) identity(req *extprocv3.ProcessingRequest, get func(string) str
 // choose picks whose credentials sign the request and in which region.
 func (s *Server) choose(ctx context.Context, id identity.Identity) (choice, *reject) {
 	platform := func() (choice, *reject) {
-		ch := choice{kind: KindPlatform, region: s.cfg.DefaultRegion, account: id.AccountID}
+		ch := choice{kind: KindPlatform, region: s.cfg.DefaultRegion, account: id.AccountID, awsAccount: s.cfg.PlatformAccountID}
 		creds, err := s.platform.Retrieve(ctx)
 		if err != nil {
 			s.log.ErrorContext(ctx, "platform credentials unavailable", "account_id", id.AccountID, "error", err)
@@ -229,7 +234,7 @@ func (s *Server) choose(ctx context.Context, id identity.Identity) (choice, *rej
 	if region == "" {
 		region = s.cfg.DefaultRegion
 	}
-	ch := choice{kind: KindTenant, region: region, account: id.AccountID}
+	ch := choice{kind: KindTenant, region: region, account: id.AccountID, awsAccount: roleAccount(route.RoleARN)}
 	if !config.ValidRegion(region) {
 		// The region becomes part of the upstream host: never trust a
 		// malformed one.
@@ -280,6 +285,9 @@ func (s *Server) sign(ctx context.Context, p *pending, payloadHash string) (*ext
 		})
 	}
 	add(":authority", host)
+	if p.path != first(p.headers, ":path") {
+		add(":path", p.path)
+	}
 	add(sigv4sign.HeaderAuthorization, res.Authorization)
 	add(sigv4sign.HeaderAmzDate, res.AmzDate)
 	if res.SecurityToken != "" {
@@ -373,6 +381,13 @@ func headerMap(hm *corev3.HeaderMap) map[string][]string {
 		out[k] = append(out[k], v)
 	}
 	return out
+}
+
+func first(hdrs map[string][]string, name string) string {
+	if v := hdrs[name]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
 }
 
 func toLower(s string) string { return strings.ToLower(s) }

@@ -20,7 +20,7 @@ import (
 
 const (
 	haikuPath   = "/model/anthropic.claude-3-haiku-20240307-v1%3A0/converse"
-	profilePath = "/model/arn%3Aaws%3Abedrock%3Aeu-west-1%3A123456789012%3Ainference-profile%2Feu.anthropic.claude-3-haiku-20240307-v1%3A0/converse-stream"
+	profilePath = "/model/arn%3Aaws%3Abedrock%3Aeu-west-1%3A111111111111%3Ainference-profile%2Feu.anthropic.claude-3-haiku-20240307-v1%3A0/converse-stream"
 )
 
 var (

@@ -20,6 +20,13 @@ const (
 	NoRouteDeny     = "deny"
 )
 
+// Policies for a cross-region model id whose geography prefix does not
+// serve the signer's region.
+const (
+	GeographyReject  = "reject"
+	GeographyRewrite = "rewrite"
+)
+
 // ExtProc configures the Bedrock re-signing processor.
 type ExtProc struct {
 	// TenantSource is "metadata" (default: ext_authz dynamic metadata
@@ -39,8 +46,16 @@ type ExtProc struct {
 	// MaxBodyBytes limits a signed request body (default 10 MiB); larger → 413.
 	MaxBodyBytes int64 `yaml:"max_body_bytes"`
 	// KeepIdentityHeaders forwards the x-account-* identity headers upstream.
-	KeepIdentityHeaders bool       `yaml:"keep_identity_headers"`
-	AssumeRole          AssumeRole `yaml:"assume_role"`
+	KeepIdentityHeaders bool `yaml:"keep_identity_headers"`
+	// Geography is "reject" (default: 400 geography_mismatch naming the
+	// right prefix) or "rewrite" (the prefix is changed to the signer's
+	// geography) for a cross-region model id (us., eu., apac., …) whose
+	// geography does not serve the signing region; global. always passes.
+	Geography string `yaml:"geography"`
+	// PlatformAccountID is the platform's AWS account id; when set, a model
+	// ARN naming another account is refused for platform-signed requests.
+	PlatformAccountID string     `yaml:"platform_account_id"`
+	AssumeRole        AssumeRole `yaml:"assume_role"`
 }
 
 // AssumeRole configures tenant credentials from STS.
@@ -76,6 +91,9 @@ func (e *ExtProc) applyDefaults() {
 	if e.MaxBodyBytes == 0 {
 		e.MaxBodyBytes = 10 << 20
 	}
+	if e.Geography == "" {
+		e.Geography = GeographyReject
+	}
 	a := &e.AssumeRole
 	if a.Duration == 0 {
 		a.Duration = Duration(time.Hour)
@@ -97,7 +115,10 @@ func (e *ExtProc) applyDefaults() {
 	}
 }
 
-var regionRe = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-\d$`)
+var (
+	regionRe    = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-\d$`)
+	accountIDRe = regexp.MustCompile(`^\d{12}$`)
+)
 
 // ValidRegion reports whether s looks like an AWS region name.
 func ValidRegion(s string) bool { return regionRe.MatchString(s) }
@@ -118,6 +139,14 @@ func (e *ExtProc) validate() []error {
 	case NoRoutePlatform, NoRouteDeny:
 	default:
 		errs = append(errs, fmt.Errorf("extproc.enterprise_without_route: %q is not platform or deny", e.EnterpriseWithoutRoute))
+	}
+	switch e.Geography {
+	case GeographyReject, GeographyRewrite:
+	default:
+		errs = append(errs, fmt.Errorf("extproc.geography: %q is not reject or rewrite", e.Geography))
+	}
+	if e.PlatformAccountID != "" && !accountIDRe.MatchString(e.PlatformAccountID) {
+		errs = append(errs, fmt.Errorf("extproc.platform_account_id: %q is not a 12-digit AWS account id", e.PlatformAccountID))
 	}
 	if e.DefaultRegion != "" && !ValidRegion(e.DefaultRegion) {
 		errs = append(errs, fmt.Errorf("extproc.default_region: %q is not a region", e.DefaultRegion))

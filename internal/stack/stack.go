@@ -72,6 +72,9 @@ type Options struct {
 	TrustedPrincipals []string
 	// StreamDelay between streamed fake events; zero means 50ms.
 	StreamDelay time.Duration
+	// Geography is extproc.geography ("reject" or "rewrite"); empty keeps
+	// tenantgate's default.
+	Geography string
 }
 
 // Stack is a running local stack.
@@ -334,6 +337,9 @@ func (s *Stack) writeTenantgateConfig() error {
 		},
 		"service": map[string]any{"trusted_principals": principals},
 		"extproc": map[string]any{"default_region": DefaultRegion},
+	}
+	if s.opts.Geography != "" {
+		cfg["extproc"].(map[string]any)["geography"] = s.opts.Geography
 	}
 	if len(s.opts.Models) > 0 {
 		cfg["plans"] = map[string]any{"models": s.opts.Models}
