@@ -43,13 +43,15 @@ func (s *Server) placeModel(p *pending) *reject {
 	}
 	// The prefix is rewritten in the path as the client sent it; a prefix
 	// that is not literally at the start of the model segment (say, percent-
-	// encoded) is refused rather than re-encoded.
-	oldPrefix := "/model/" + geo + "."
+	// encoded) is refused rather than re-encoded. The model segment follows
+	// the first segment (/model/, /inference-profiles/, /foundation-models/).
+	coll, _, _ := strings.Cut(strings.TrimPrefix(p.op.RawPath, "/"), "/")
+	oldPrefix, newPrefix := "/"+coll+"/"+geo+".", "/"+coll+"/"+home+"."
 	if !strings.HasPrefix(p.op.RawPath, oldPrefix) || !strings.HasPrefix(p.path, oldPrefix) {
 		return geographyReject(geo, rest, region)
 	}
-	p.path = "/model/" + home + "." + strings.TrimPrefix(p.path, oldPrefix)
-	p.op.RawPath = "/model/" + home + "." + strings.TrimPrefix(p.op.RawPath, oldPrefix)
+	p.path = newPrefix + strings.TrimPrefix(p.path, oldPrefix)
+	p.op.RawPath = newPrefix + strings.TrimPrefix(p.op.RawPath, oldPrefix)
 	p.op.ModelID = home + "." + rest
 	return nil
 }

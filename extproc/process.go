@@ -142,7 +142,7 @@ func (s *Server) onHeaders(ctx context.Context, st *streamState, req *extprocv3.
 		return fail(rej, ch.kind, ch.region)
 	}
 	p := &pending{method: method, path: path, headers: hdrs, op: op, choice: ch, start: start}
-	if rej := s.placeModel(p); rej != nil {
+	if rej := s.prepare(p); rej != nil {
 		return fail(rej, ch.kind, ch.region)
 	}
 	if h.GetEndOfStream() {
@@ -256,7 +256,7 @@ func (s *Server) choose(ctx context.Context, id identity.Identity) (choice, *rej
 
 // sign signs p with payloadHash and returns the header mutation to apply.
 func (s *Server) sign(ctx context.Context, p *pending, payloadHash string) (*extprocv3.HeaderMutation, *reject) {
-	host := s.cfg.Host(p.choice.region)
+	host := s.hostFor(p)
 	set := map[string]bool{":authority": true, sigv4sign.HeaderAuthorization: true, sigv4sign.HeaderAmzDate: true}
 	remove := s.removals(p.headers, set)
 	removed := make(map[string]bool, len(remove))

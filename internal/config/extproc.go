@@ -39,6 +39,11 @@ type ExtProc struct {
 	// EndpointTemplate is the upstream host; {region} is replaced (default
 	// bedrock-runtime.{region}.amazonaws.com).
 	EndpointTemplate string `yaml:"endpoint_template"`
+	// ControlEndpointTemplate is the upstream host of the read-only
+	// control-plane calls (GetInferenceProfile, ListInferenceProfiles,
+	// GetFoundationModel, ListFoundationModels); {region} is replaced
+	// (default bedrock.{region}.amazonaws.com).
+	ControlEndpointTemplate string `yaml:"control_endpoint_template"`
 	// SigningName is the SigV4 service name (default bedrock).
 	SigningName string `yaml:"signing_name"`
 	// EnterpriseWithoutRoute is "platform" (default) or "deny".
@@ -81,6 +86,9 @@ func (e *ExtProc) applyDefaults() {
 	}
 	if e.EndpointTemplate == "" {
 		e.EndpointTemplate = "bedrock-runtime.{region}.amazonaws.com"
+	}
+	if e.ControlEndpointTemplate == "" {
+		e.ControlEndpointTemplate = "bedrock.{region}.amazonaws.com"
 	}
 	if e.SigningName == "" {
 		e.SigningName = "bedrock"
@@ -128,6 +136,11 @@ func (e ExtProc) Host(region string) string {
 	return strings.ReplaceAll(e.EndpointTemplate, "{region}", region)
 }
 
+// ControlHost returns the control-plane upstream host for region.
+func (e ExtProc) ControlHost(region string) string {
+	return strings.ReplaceAll(e.ControlEndpointTemplate, "{region}", region)
+}
+
 func (e *ExtProc) validate() []error {
 	var errs []error
 	switch e.TenantSource {
@@ -153,6 +166,9 @@ func (e *ExtProc) validate() []error {
 	}
 	if !strings.Contains(e.EndpointTemplate, "{region}") {
 		errs = append(errs, errors.New("extproc.endpoint_template: must contain {region}"))
+	}
+	if !strings.Contains(e.ControlEndpointTemplate, "{region}") {
+		errs = append(errs, errors.New("extproc.control_endpoint_template: must contain {region}"))
 	}
 	if e.MaxBodyBytes < 0 {
 		errs = append(errs, errors.New("extproc.max_body_bytes: must not be negative"))
