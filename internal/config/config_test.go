@@ -27,8 +27,8 @@ func TestDefaults(t *testing.T) {
 			name      string
 			got, want any
 		}{
-			{"grpc_listen", c.Server.GRPCListen, ":9191"},
-			{"http_listen", c.Server.HTTPListen, ":9192"},
+			{"grpc_listen", c.Server.GRPCListen, "127.0.0.1:9191"},
+			{"http_listen", c.Server.HTTPListen, "127.0.0.1:9192"},
 			{"shutdown_grace", c.Server.ShutdownGrace.D(), 20 * time.Second},
 			{"log_level", c.Server.LogLevel, "info"},
 			{"log_format", c.Server.LogFormat, "json"},
@@ -370,7 +370,7 @@ func TestLoad(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Server.GRPCListen != "127.0.0.1:7000" || c.Server.HTTPListen != ":9192" {
+	if c.Server.GRPCListen != "127.0.0.1:7000" || c.Server.HTTPListen != "127.0.0.1:9192" {
 		t.Errorf("server = %+v", c.Server)
 	}
 	if _, err := Load(filepath.Join(dir, "missing.yaml"), nil); err == nil || !strings.Contains(err.Error(), "missing.yaml") {
