@@ -6,6 +6,7 @@ package app
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -193,8 +194,32 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 		return nil, fmt.Errorf("app: %w", err)
 	}
 
+	grpcNet, grpcAddr := "tcp", c.Server.GRPCListen
+	if path, ok := config.IsUnixListen(grpcAddr); ok {
+		grpcNet, grpcAddr = "unix", path
+	}
+	socketMode, err := config.ParseSocketMode(c.Server.GRPCSocketMode)
+	if err != nil {
+		return nil, fmt.Errorf("app: server.grpc_socket_mode: %w", err)
+	}
+	var grpcTLS *tls.Config
+	if t := c.Server.GRPCTLS; t.Enabled() {
+		grpcTLS, err = server.MutualTLS{
+			CertFile:          t.CertFile,
+			KeyFile:           t.KeyFile,
+			ClientCAFile:      t.ClientCAFile,
+			AllowedClientSANs: t.AllowedClientSANs,
+			MinVersion:        t.TLSMinVersion(),
+		}.Config()
+		if err != nil {
+			return nil, fmt.Errorf("app: %w", err)
+		}
+	}
 	a.srv, err = server.New(server.Options{
-		GRPCListen:     c.Server.GRPCListen,
+		GRPCNetwork:    grpcNet,
+		GRPCListen:     grpcAddr,
+		GRPCSocketMode: socketMode,
+		GRPCTLS:        grpcTLS,
 		HTTPListen:     c.Server.HTTPListen,
 		ShutdownGrace:  c.Server.ShutdownGrace.D(),
 		ReadyInterval:  opts.ReadyInterval,
@@ -288,6 +313,7 @@ func (a *App) logStart() {
 	}
 	a.log.Info("tenantgate serving",
 		slog.String("grpc", a.GRPCAddr().String()),
+		slog.Bool("grpc_mtls", c.Server.GRPCTLS.Enabled()),
 		slog.String("http", a.HTTPAddr().String()),
 		slog.String("store", StoreKind(c.Store)),
 		slog.Any("issuers", issuers),
