@@ -40,7 +40,7 @@ func TestRun(t *testing.T) {
 		{name: "help", args: []string{"help"}, wantCode: 0, wantStdout: "Usage:"},
 		{name: "version", args: []string{"version"}, wantCode: 0, wantStdout: "tenantgate "},
 		{name: "version extra arg", args: []string{"version", "x"}, wantCode: 2},
-		{name: "check-config defaults", args: []string{"check-config"}, wantCode: 0, wantStdout: "grpc_listen: :9191", wantStderr: "configuration OK (store: embedded)"},
+		{name: "check-config defaults", args: []string{"check-config"}, wantCode: 0, wantStdout: "grpc_listen: 127.0.0.1:9191", wantStderr: "configuration OK (store: embedded)"},
 		{name: "check-config file with env secret", args: []string{"check-config", "--config", good},
 			env:      map[string]string{"API_KEY_SECRET": secret, "TENANTGATE_DATABASE_URL": "postgres://u:dbpass@h/db"},
 			wantCode: 0, wantStdout: "secret: REDACTED", wantStderr: "store: postgres", notIn: secret + "|dbpass"},
