@@ -31,13 +31,13 @@ const (
 type GRPCTLS struct {
 	// CertFile is tenantgate's PEM server certificate (chain).
 	CertFile string `yaml:"cert_file"`
-	// KeyFile is the PEM private key of CertFile.
+	// KeyFile is the PEM private key of cert_file.
 	KeyFile string `yaml:"key_file"`
 	// ClientCAFile is the PEM bundle client certificates must chain to; use a
 	// CA that signs only Envoy's client certificate (not the mesh CA of
 	// service callers), or pin allowed_client_sans.
 	ClientCAFile string `yaml:"client_ca_file"`
-	// AllowedClientSANs, when not empty, also requires the client
+	// AllowedClientSANs also requires, when not empty, the client
 	// certificate to carry one of these SANs: entries containing "://" match
 	// URI SANs (spiffe://...), others DNS SANs, exactly.
 	AllowedClientSANs []string `yaml:"allowed_client_sans"`
