@@ -136,18 +136,6 @@ func TestGRPCRequiresClientCertificate(t *testing.T) {
 	}
 }
 
-// TestGRPCDefaultRefusesNonLoopbackPeers: with the defaults, the gRPC port
-// is bound to loopback only (nothing on another interface reaches it).
-func TestGRPCDefaultListenIsLoopback(t *testing.T) {
-	cfg := testConfig(t, "")
-	cfg.Server.GRPCListen = "127.0.0.1:0"
-	r := startApp(t, cfg)
-	ip := r.app.GRPCAddr().(*net.TCPAddr).IP
-	if !ip.IsLoopback() {
-		t.Fatalf("gRPC bound to %v", ip)
-	}
-}
-
 // TestGRPCUnixSocket: grpc_listen unix:/path serves on a socket of mode
 // grpc_socket_mode, replaces a stale socket file and removes it on stop.
 func TestGRPCUnixSocket(t *testing.T) {
