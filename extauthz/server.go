@@ -371,8 +371,8 @@ func (s *Server) identifyJWT(ctx context.Context, r request, cred credential) ou
 	return o
 }
 
-// authorize applies the plan to an identified tenant: tier, enterprise
-// status, model access and the credit gate.
+// authorize applies the plan to an identified tenant: tier (unknown tiers
+// are refused), enterprise status, model access and the credit gate.
 func (s *Server) authorize(ctx context.Context, r request, o outcome) outcome {
 	p, err := s.dir.Plan(ctx, o.id.AccountID)
 	if err != nil {
@@ -385,6 +385,12 @@ func (s *Server) authorize(ctx context.Context, r request, o outcome) outcome {
 	}
 	o.id.Tier = tier
 	o.id.Enterprise = s.plans.IsEnterprise(tier)
+	// A tier the configuration does not list (or an account without a plan
+	// row) gets nothing: not a default, not the async or listing operations.
+	if !s.plans.Known(tier) {
+		o.deny = deny(403, CodeUnknownTier, "the account's plan tier is not configured")
+		return o
+	}
 
 	// Unsupported paths are not refused here: ext_proc answers them.
 	br, err := bedrockpath.Parse(r.method, r.path)

@@ -73,6 +73,9 @@ func TestCheckServiceCallers(t *testing.T) {
 		{name: "trusted principal, unknown account", mutate: withServices, principal: workload, headers: acct(acctNone), want: denied(403, CodeAccountNotFound)},
 		{name: "trusted principal, account lookup down", mutate: withServices, principal: workload, headers: acct(acctDown), want: denied(503, CodeUnavailable)},
 		{name: "trusted principal, tier refuses model", mutate: withServices, principal: workload, path: pathSonnet, headers: acct(acctA), want: denied(403, CodeModelNotAllowed)},
+		{name: "trusted principal, account without plan row is an unknown tier", mutate: withServices, principal: workload, headers: acct(acctB), want: denied(403, CodeUnknownTier)},
+		{name: "trusted principal, tier not listed", mutate: servicesWith(func(c *config.Config) { delete(c.Plans.Models, "tier_200_1000") }),
+			principal: workload, headers: acct(acctTeam), want: denied(403, CodeUnknownTier)},
 		{name: "trusted principal, credit gate", mutate: servicesWith(func(c *config.Config) { c.Plans.BlockOnNoCredits = true }),
 			principal: workload, headers: acct(acctBroke), want: denied(403, CodeInsufficientCredits)},
 		{name: "untrusted principal is anonymous", mutate: withServices, principal: "spiffe://cluster.local/ns/evil/sa/x", headers: acct(acctTeam), want: denied(401, CodeMissingCredential)},
@@ -88,7 +91,10 @@ func TestCheckServiceCallers(t *testing.T) {
 			want: serviceAllowed(acctTeam, "supabase-service-role", "tier_200_1000", true, "service_role")},
 		{name: "service_role key, configured issuer", mutate: withServices, headers: with(bearer(serviceRoleToken(t, jwtSecret, map[string]any{"iss": projectIssuer})), "x-account-id", acctA),
 			want: serviceAllowed(acctA, "supabase-service-role", "tier_2_20", false, "service_role")},
-		{name: "service_role key, custom principal name", mutate: servicesWith(func(c *config.Config) { c.Service.ServiceRole.Principal = "backend" }),
+		{name: "service_role key, custom principal name", mutate: servicesWith(func(c *config.Config) {
+			c.Service.ServiceRole.Principal = "backend"
+			c.Plans.Models["none"] = []string{"*"}
+		}),
 			headers: with(bearer(srt), "x-account-id", acctB), want: serviceAllowed(acctB, "backend", "none", false, "service_role")},
 		{name: "service_role key without account", mutate: withServices, headers: bearer(srt), want: denied(400, CodeAccountRequired)},
 		{name: "service_role key, unknown account", mutate: withServices, headers: with(bearer(srt), "x-account-id", acctNone), want: denied(403, CodeAccountNotFound)},

@@ -31,8 +31,10 @@ Usage:
   tenantgate migrate [--database-url URL] [--dev]
         Apply the database migrations. URL defaults to $TENANTGATE_DATABASE_URL.
         --dev first creates a minimal basejump/credit_accounts/api_keys schema.
-  tenantgate check-config [--config FILE]
+  tenantgate check-config [--config FILE] [--offline]
         Validate a configuration (environment applied) and print it with secrets redacted.
+        Warns about plan tiers in the store (or enterprise_tiers) that plans.models does not
+        list: their accounts are refused. --offline skips reading the store.
   tenantgate version
         Print the build version.
 
@@ -67,7 +69,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	case "migrate":
 		err = migrate(ctx, args[1:], stderr, getenv)
 	case "check-config":
-		err = checkConfig(args[1:], stdout, stderr, getenv)
+		err = checkConfig(ctx, args[1:], stdout, stderr, getenv)
 	case "version", "--version", "-version":
 		if len(args) > 1 {
 			err = fmt.Errorf("%w: version takes no arguments", errUsage)
@@ -158,9 +160,10 @@ func migrate(ctx context.Context, args []string, stderr io.Writer, getenv func(s
 	return nil
 }
 
-func checkConfig(args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+func checkConfig(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
 	fs := newFlags("check-config", stderr)
 	path := fs.String("config", "", "YAML configuration file (optional: defaults only)")
+	offline := fs.Bool("offline", false, "do not read the store (skips the check of the tiers in use)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -168,12 +171,27 @@ func checkConfig(args []string, stdout, stderr io.Writer, getenv func(string) st
 	if err != nil {
 		return err
 	}
+	var warnings []string
+	if *offline {
+		warnings, err = app.CheckTiers(ctx, cfg, nil)
+	} else {
+		warnings, err = app.CheckTiers(ctx, cfg, app.StoreTiers)
+	}
+	if err != nil {
+		return fmt.Errorf("%w (--offline skips the store)", err)
+	}
 	out, err := app.EffectiveYAML(cfg)
 	if err != nil {
 		return err
 	}
 	if _, err := stdout.Write(out); err != nil {
 		return fmt.Errorf("write: %w", err)
+	}
+	for _, w := range warnings {
+		fmt.Fprintf(stderr, "warning: %s\n", w)
+	}
+	if *offline {
+		fmt.Fprintln(stderr, "note: --offline: the tiers in the store were not checked against plans.models")
 	}
 	fmt.Fprintf(stderr, "configuration OK (store: %s)\n", app.StoreKind(cfg.Store))
 	return nil

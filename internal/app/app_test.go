@@ -57,6 +57,8 @@ server:
   grpc_listen: 127.0.0.1:0
   http_listen: 127.0.0.1:0
   shutdown_grace: 5s
+plans:
+  models: {free: ["*"], tier_125_800: ["*"], tier_200_1000: ["*"]}
 auth:
   issuers:
     - issuer: ` + testIssuer + `
