@@ -31,8 +31,9 @@ import (
 	"github.com/tenantgate/tenantgate/internal/tenant"
 )
 
-// TokenVerifier verifies user JWTs. Errors wrap jwtverify.ErrInvalidToken or
-// jwtverify.ErrUnavailable; anything else counts as unavailable.
+// TokenVerifier verifies user JWTs. Errors wrap jwtverify.ErrInvalidToken,
+// jwtverify.ErrAnonymous or jwtverify.ErrUnavailable; anything else counts
+// as unavailable.
 type TokenVerifier interface {
 	Verify(ctx context.Context, token string) (jwtverify.Claims, error)
 }
@@ -315,6 +316,11 @@ func (s *Server) identifyJWT(ctx context.Context, r request, cred credential) ou
 	claims, err := s.verifier.Verify(ctx, cred.value)
 	switch {
 	case err == nil:
+	case errors.Is(err, jwtverify.ErrAnonymous):
+		// A valid token of a Supabase anonymous user: known, but refused
+		// unless the issuer sets allow_anonymous.
+		o.deny = deny(403, CodeAnonymousUser, "anonymous users are not allowed")
+		return o
 	case errors.Is(err, jwtverify.ErrInvalidToken):
 		o.deny = deny(401, CodeInvalidToken, "the token is not valid").withErr(err)
 		return o

@@ -85,6 +85,10 @@ type Issuer struct {
 	UnknownKIDRefetch Duration `yaml:"unknown_kid_refetch"`
 	// Algorithms allowed with JWKS keys (default RS256, ES256, EdDSA).
 	Algorithms []string `yaml:"algorithms"`
+	// AllowAnonymous accepts tokens of Supabase anonymous users
+	// (is_anonymous: true, role authenticated); default false refuses them
+	// with 403 anonymous_user.
+	AllowAnonymous bool `yaml:"allow_anonymous"`
 	// ProjectRef is the Supabase project ref of this issuer (default: the
 	// <ref> of an issuer https://<ref>.supabase.co/auth/v1). A legacy
 	// service_role key (iss "supabase") is accepted only by the issuer whose
