@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/tenantgate/tenantgate/internal/config"
@@ -52,4 +53,24 @@ func CheckTiers(ctx context.Context, cfg *config.Config, list TierLister) ([]str
 		warnings = append(warnings, fmt.Sprintf("tier %q is in the store but not listed in plans.models: its accounts are refused (403 unknown_tier)", t))
 	}
 	return warnings, nil
+}
+
+// warnUnlistedTiers logs, at start, which accounts the plan catalog will
+// refuse: every account when plans.models lists no tier (and
+// default_models is empty), and enterprise tiers without model rules. The
+// store's own tiers are checked by check-config.
+func (a *App) warnUnlistedTiers(ctx context.Context) {
+	p := a.cfg.Plans
+	if len(p.Models) == 0 && len(p.DefaultModels) == 0 {
+		a.log.WarnContext(ctx, "plans.models lists no tier: every account is refused with 403 unknown_tier; list your tiers (see tenantgate check-config)")
+		return
+	}
+	warnings, err := CheckTiers(ctx, a.cfg, nil)
+	if err != nil {
+		a.log.WarnContext(ctx, "plans: tier check failed", slog.String("error", err.Error()))
+		return
+	}
+	for _, w := range warnings {
+		a.log.WarnContext(ctx, "plans: "+w)
+	}
 }
