@@ -91,7 +91,6 @@ var envVars = map[string]string{
 var missingDocs = map[string]string{
 	"auth.issuers":                       "JWT issuers whose tokens are accepted; tokens of any other iss are refused.",
 	"auth.issuers[].issuer":              "The exact iss claim, e.g. https://<project>.supabase.co/auth/v1 (required).",
-	"service.service_role.enabled":       "Accept the Supabase service_role JWT as a service principal (default false).",
 	"extproc.assume_role.refresh_jitter": "Random extra lead time added to refresh_before so instances do not refresh together (default 1m).",
 }
 

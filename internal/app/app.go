@@ -213,6 +213,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 	}
 	authz.Register(a.srv.GRPC())
 	proc.Register(a.srv.GRPC())
+	a.warnUnlistedTiers(ctx)
 	return a, nil
 }
 

@@ -11,10 +11,15 @@ type Plans struct {
 	// EnterpriseTiers default: tier_125_800, tier_200_1000, tier_150_1200.
 	EnterpriseTiers []string `yaml:"enterprise_tiers"`
 	// Models maps a tier name to the Bedrock model id globs (path.Match
-	// syntax, matched against the decoded model id or ARN) it may call.
-	// A tier that is not listed gets DefaultModels.
+	// syntax, matched against the decoded model id or ARN) it may call;
+	// "*" alone means every model. List every tier your accounts have
+	// (enterprise tiers too; "none" for accounts without a credit_accounts
+	// row): accounts of a tier that is not listed are refused with 403
+	// unknown_tier unless DefaultModels is set.
 	Models map[string][]string `yaml:"models"`
-	// DefaultModels default: ["*"] (every model).
+	// DefaultModels are the globs of tiers not listed in Models. Default:
+	// none, so unlisted tiers are refused (unknown_tier); setting it lets
+	// every unknown tier call these models.
 	DefaultModels []string `yaml:"default_models"`
 	// BlockOnNoCredits refuses calls when credit_accounts.balance <= 0
 	// (default false).
@@ -24,9 +29,6 @@ type Plans struct {
 func (p *Plans) applyDefaults() {
 	if p.EnterpriseTiers == nil {
 		p.EnterpriseTiers = []string{"tier_125_800", "tier_200_1000", "tier_150_1200"}
-	}
-	if p.DefaultModels == nil {
-		p.DefaultModels = []string{"*"}
 	}
 }
 

@@ -29,6 +29,17 @@ const (
 	DemoInferenceProfile = "arn:aws:bedrock:eu-west-1:111122223333:inference-profile/eu.anthropic.claude-3-haiku-20240307-v1:0"
 )
 
+// DemoModels returns the plans.models of the stack: every tier of the demo
+// tenants listed explicitly (tenantgate refuses unlisted tiers with 403
+// unknown_tier).
+func DemoModels() map[string][]string {
+	return map[string][]string{
+		"free":          {"*"},
+		"tier_125_800":  {"*"},
+		"tier_200_1000": {"*"},
+	}
+}
+
 // SeedSQL inserts the demo tenants into a database migrated with
 // `tenantgate migrate --dev`: the same accounts, memberships, tiers, API
 // key and route as the embedded default tenants file.

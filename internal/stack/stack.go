@@ -65,7 +65,8 @@ type Options struct {
 	// TenantsFile selects a tenants file; with neither set tenantgate runs
 	// with --demo (its embedded demo tenants).
 	TenantsFile string
-	// Models maps tiers to allowed model globs (plans.models).
+	// Models maps tiers to allowed model globs (plans.models); nil means
+	// DemoModels. Tiers that are not listed are refused.
 	Models map[string][]string
 	// TrustedPrincipals are service.trusted_principals; nil means
 	// [WorkerSPIFFEID].
@@ -335,9 +336,11 @@ func (s *Stack) writeTenantgateConfig() error {
 		"service": map[string]any{"trusted_principals": principals},
 		"extproc": map[string]any{"default_region": DefaultRegion},
 	}
-	if len(s.opts.Models) > 0 {
-		cfg["plans"] = map[string]any{"models": s.opts.Models}
+	models := s.opts.Models
+	if models == nil {
+		models = DemoModels()
 	}
+	cfg["plans"] = map[string]any{"models": models}
 	b, err := yaml.Marshal(cfg)
 	if err != nil {
 		return fmt.Errorf("stack: tenantgate config: %w", err)
