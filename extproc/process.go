@@ -33,8 +33,9 @@ const (
 
 // streamState carries one request from its headers to its body.
 type streamState struct {
-	pending *pending
-	done    bool
+	pending  *pending
+	done     bool
+	response responseState
 }
 
 // pending is a request whose headers were accepted and whose body is awaited.
@@ -83,15 +84,15 @@ var bufferedMode = &filterv3.ProcessingMode{
 func (s *Server) handle(ctx context.Context, st *streamState, req *extprocv3.ProcessingRequest) *extprocv3.ProcessingResponse {
 	switch r := req.GetRequest().(type) {
 	case *extprocv3.ProcessingRequest_RequestHeaders:
-		return s.onHeaders(ctx, st, req, r.RequestHeaders)
+		return watchResponses(s.onHeaders(ctx, st, req, r.RequestHeaders))
 	case *extprocv3.ProcessingRequest_RequestBody:
 		return s.onBody(ctx, st, r.RequestBody)
 	case *extprocv3.ProcessingRequest_RequestTrailers:
 		return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_RequestTrailers{RequestTrailers: &extprocv3.TrailersResponse{}}}
 	case *extprocv3.ProcessingRequest_ResponseHeaders:
-		return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_ResponseHeaders{ResponseHeaders: &extprocv3.HeadersResponse{}}}
+		return s.onResponseHeaders(st, r.ResponseHeaders)
 	case *extprocv3.ProcessingRequest_ResponseBody:
-		return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_ResponseBody{ResponseBody: &extprocv3.BodyResponse{}}}
+		return s.onResponseBody(ctx, st, r.ResponseBody)
 	case *extprocv3.ProcessingRequest_ResponseTrailers:
 		return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_ResponseTrailers{ResponseTrailers: &extprocv3.TrailersResponse{}}}
 	default:

@@ -66,6 +66,8 @@ type Server struct {
 
 	requests *prometheus.CounterVec
 	signing  *prometheus.HistogramVec
+
+	errorBodies *prometheus.CounterVec
 }
 
 // New returns a Server. routes and creds are needed only for enterprise
@@ -110,6 +112,10 @@ func New(opts Options, routes RouteStore, creds TenantCredentials) (*Server, err
 			Buckets: []float64{.0005, .001, .005, .01, .05, .1, .25, .5, 1, 2.5, 5, 10},
 		}, []string{"kind"}),
 	}
+	s.errorBodies = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tenantgate_extproc_error_bodies_total",
+		Help: "Upstream error responses (status >= 400) whose body was checked for AWS account ids and ARNs, by result (scrubbed, replaced, unchanged).",
+	}, []string{"result"})
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -121,6 +127,9 @@ func New(opts Options, routes RouteStore, creds TenantCredentials) (*Server, err
 			return nil, fmt.Errorf("extproc: register metrics: %w", err)
 		}
 		if err := opts.Registerer.Register(s.signing); err != nil {
+			return nil, fmt.Errorf("extproc: register metrics: %w", err)
+		}
+		if err := opts.Registerer.Register(s.errorBodies); err != nil {
 			return nil, fmt.Errorf("extproc: register metrics: %w", err)
 		}
 	}
