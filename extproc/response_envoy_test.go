@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"regexp"
 	"strconv"
 	"strings"
@@ -77,5 +79,35 @@ func TestEnvoyScrubsAWSErrors(t *testing.T) {
 				t.Fatalf("status %d body %q", status, rb)
 			}
 		})
+	}
+}
+
+// TestEnvoyBodyPhaseRejectionWithResponseHeaders: a request refused in the
+// body phase (here: a chunked body over max_body_bytes) still gets its
+// JSON error from ext_proc although the headers reply asked Envoy for the
+// response headers; nothing reaches the upstream.
+func TestEnvoyBodyPhaseRejectionWithResponseHeaders(t *testing.T) {
+	listen, fb := startEnvoy(t, true, false)
+	big := bytes.Repeat([]byte("x"), int(testExtProcConfig().MaxBodyBytes)+1)
+	req, err := http.NewRequest("POST", fmt.Sprintf("http://127.0.0.1:%d%s", listen, haikuPath), io.NopCloser(bytes.NewReader(big)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.ContentLength = -1 // chunked: the limit is found in the body phase
+	req.Header.Set("X-Test-Tenant", "pro")
+	req.Header.Set("X-Test-Id", "big-chunked")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	rb, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 413 || !bytes.Contains(rb, []byte("body_too_large")) {
+		t.Fatalf("status %d body %s", resp.StatusCode, rb)
+	}
+	fb.mu.Lock()
+	defer fb.mu.Unlock()
+	if _, ok := fb.signers["big-chunked"]; ok {
+		t.Fatal("request reached the upstream")
 	}
 }
