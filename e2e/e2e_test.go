@@ -63,6 +63,7 @@ func TestTenantsFileStore(t *testing.T) {
 			t.Errorf("request for an unserved region left Envoy: %+v", recs)
 		}
 	})
+	t.Run("AWSErrorsScrubbed", func(t *testing.T) { awsErrorsScrubbed(t, st) })
 	runSuite(t, st)
 }
 

@@ -163,6 +163,11 @@ func TestShippedBootstrapSettings(t *testing.T) {
 			get(t, ep, "mutation_rules", "allow_all_routing") != true || get(t, ep, "mutation_rules", "disallow_is_error") != true {
 			t.Errorf("ext_proc settings: %v", ep)
 		}
+		// tenantgate's mode overrides (buffered request body, response
+		// headers, buffered error bodies) must not be narrowed by a list.
+		if _, ok := ep.(map[string]any)["allowed_override_modes"]; ok {
+			t.Errorf("ext_proc allowed_override_modes would block tenantgate's mode overrides")
+		}
 		ns := get(t, ep, "metadata_options", "forwarding_namespaces", "untyped").([]any)
 		if len(ns) != 1 || ns[0] != "envoy.filters.http.ext_authz" {
 			t.Errorf("ext_proc forwarding namespaces = %v", ns)

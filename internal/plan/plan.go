@@ -18,6 +18,7 @@ type Catalog struct {
 	models        map[string][]string
 	defaultModels []string
 	blockNoCredit bool
+	headers       bedrockHeaderRules
 }
 
 // New builds a catalog from the plans configuration. Every glob is checked
@@ -28,6 +29,10 @@ func New(cfg config.Plans) (*Catalog, error) {
 		models:        make(map[string][]string, len(cfg.Models)),
 		defaultModels: append([]string(nil), cfg.DefaultModels...),
 		blockNoCredit: cfg.BlockOnNoCredits,
+	}
+	var err error
+	if c.headers, err = newBedrockHeaderRules(cfg); err != nil {
+		return nil, err
 	}
 	for _, t := range cfg.EnterpriseTiers {
 		c.enterprise[t] = true

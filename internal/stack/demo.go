@@ -25,6 +25,9 @@ const (
 	DefaultRegion     = "us-east-1"
 	// DemoModel is a model id with a ':' (travels as %3A, signed as %253A).
 	DemoModel = "anthropic.claude-3-haiku-20240307-v1:0"
+	// DeniedModel is a model the fake Bedrock refuses for every signer with
+	// AccessDeniedException naming the signer's ARN, as AWS does.
+	DeniedModel = "anthropic.claude-3-opus-20240229-v1:0"
 	// DemoInferenceProfile is an inference-profile ARN (its '/' travels as %2F).
 	DemoInferenceProfile = "arn:aws:bedrock:eu-west-1:111122223333:inference-profile/eu.anthropic.claude-3-haiku-20240307-v1:0"
 )

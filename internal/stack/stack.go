@@ -199,6 +199,7 @@ func (s *Stack) startFakes() error {
 	cfg := fakeaws.Default()
 	cfg.Regions = envoy.Regions
 	cfg.Platform = fakeaws.Platform{AccessKeyID: PlatformAccessKey, SecretAccessKey: PlatformSecretKey, PrincipalARN: PlatformPrincipal}
+	cfg.DenyModels = []string{DeniedModel}
 	if s.opts.StreamDelay > 0 {
 		cfg.StreamDelay = s.opts.StreamDelay
 	}
