@@ -18,7 +18,10 @@ import (
 // plans.bedrock_headers may have x-amzn-bedrock-service-tier signed, any
 // other tier gets the default list (trace, not service tier).
 func TestAppBedrockHeadersFollowPlans(t *testing.T) {
-	r := startApp(t, testConfig(t, "plans:\n  bedrock_headers:\n    pro: [x-amzn-bedrock-service-tier]\n"))
+	cfg := testConfig(t, "")
+	cfg.Plans.Models["pro"] = []string{"*"}
+	cfg.Plans.BedrockHeaders = map[string][]string{"pro": {"x-amzn-bedrock-service-tier"}}
+	r := startApp(t, cfg)
 	cases := []struct {
 		tier            string
 		signed, removed string
