@@ -232,7 +232,7 @@ func TestShippedLocalRateLimit(t *testing.T) {
 		}
 		mapper, ok := rateLimitMapper(hcm)
 		if !ok {
-			t.Errorf("listener %d: no local_reply_config mapper for response flag RL", i)
+			t.Errorf("listener %d: no local_reply_config mapper for the rate limit's replies", i)
 			continue
 		}
 		if msg, _ := lookup(mapper, "body_format_override", "json_format", "message"); msg == nil || msg == "" {
@@ -241,11 +241,14 @@ func TestShippedLocalRateLimit(t *testing.T) {
 	}
 }
 
+// rateLimitMapper returns the local reply mapper that selects exactly the
+// rate limit's replies (response code details "local_rate_limited").
 func rateLimitMapper(hcm any) (any, bool) {
 	mappers, _ := lookup(hcm, "local_reply_config", "mappers")
 	for _, m := range asList(mappers) {
-		flags, _ := lookup(m, "filter", "response_flag_filter", "flags")
-		if f := asList(flags); len(f) == 1 && f[0] == "RL" {
+		name, _ := lookup(m, "filter", "extension_filter", "name")
+		expr, _ := lookup(m, "filter", "extension_filter", "typed_config", "expression")
+		if name == "envoy.access_loggers.extension_filters.cel" && expr == "response.code_details == 'local_rate_limited'" {
 			return m, true
 		}
 	}

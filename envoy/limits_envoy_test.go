@@ -1,0 +1,208 @@
+package envoy_test
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime"
+	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime/types"
+	"github.com/aws/smithy-go/auth/bearer"
+
+	"github.com/tenantgate/tenantgate/envoy"
+	"github.com/tenantgate/tenantgate/internal/stack"
+)
+
+// limitedEnvoy runs the shipped bootstrap (loopback rewrite) with the given
+// token bucket (nil keeps the shipped one). Nothing listens on the
+// tenantgate or Bedrock ports: a request that passes the rate limit is
+// answered 503 by ext_authz, which fails closed.
+func limitedEnvoy(t *testing.T, bucket *stack.TokenBucket) (addr string, client *tls.Config) {
+	t.Helper()
+	bin := envoyBin(t)
+	dir := t.TempDir()
+	certs, err := stack.WriteCerts(dir, envoy.Regions)
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin, public, mesh := stack.FreePort(t), stack.FreePort(t), stack.FreePort(t)
+	cfg, err := stack.RewriteBootstrap(envoy.Bootstrap, stack.EnvoyPorts{
+		Admin: admin, Public: public, Mesh: mesh, Tenantgate: stack.FreePort(t), Bedrock: stack.FreePort(t),
+		ServerCert: certs.EnvoyCert, ServerKey: certs.EnvoyKey, MeshCA: certs.CA, UpstreamCA: certs.CA,
+		RateLimit: bucket,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stack.RunEnvoy(t, bin, string(cfg), public, admin)
+	pem, err := os.ReadFile(certs.CA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+	return fmt.Sprintf("127.0.0.1:%d", public), &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+}
+
+// TestRateLimitThrottlesLikeAWS sends more requests than the listener's
+// token bucket holds: the first ones reach ext_authz (503, tenantgate is
+// down), every later one is cut by the local rate limit before it, and the
+// Bedrock SDK reads that answer as a ThrottlingException. The raw 429
+// carries tenantgate's stable code and a JSON message.
+func TestRateLimitThrottlesLikeAWS(t *testing.T) {
+	const tokens, extra = 3, 4
+	addr, tlsCfg := limitedEnvoy(t, &stack.TokenBucket{MaxTokens: tokens, TokensPerFill: 1, FillInterval: time.Hour})
+	client := bedrockruntime.New(bedrockruntime.Options{
+		Region:       "us-east-1",
+		BaseEndpoint: aws.String("https://" + addr),
+		HTTPClient:   &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: tlsCfg.Clone(), ForceAttemptHTTP2: true}},
+		// A caller with a (here unchecked) Bedrock API key / Supabase token.
+		BearerAuthTokenProvider: bearer.StaticTokenProvider{Token: bearer.Token{Value: "not-checked-before-the-rate-limit"}},
+		AuthSchemePreference:    []string{"httpBearerAuth"},
+		// The SDK would retry a throttled call; count single attempts.
+		RetryMaxAttempts: 1,
+	})
+	for i := range tokens + extra {
+		_, err := client.Converse(context.Background(), &bedrockruntime.ConverseInput{
+			ModelId: aws.String("anthropic.claude-3-haiku-20240307-v1:0"),
+			Messages: []types.Message{{Role: types.ConversationRoleUser,
+				Content: []types.ContentBlock{&types.ContentBlockMemberText{Value: "hi"}}}},
+		})
+		var throttled *types.ThrottlingException
+		var re *awshttp.ResponseError
+		if !errors.As(err, &re) {
+			t.Fatalf("request %d: %v, want an HTTP error response", i, err)
+		}
+		switch {
+		case i < tokens:
+			if errors.As(err, &throttled) || re.HTTPStatusCode() != http.StatusServiceUnavailable {
+				t.Errorf("request %d (within the bucket): status %d %v, want 503 from ext_authz", i, re.HTTPStatusCode(), err)
+			}
+		default:
+			if !errors.As(err, &throttled) || re.HTTPStatusCode() != http.StatusTooManyRequests {
+				t.Fatalf("request %d (bucket empty): status %d %v, want 429 ThrottlingException", i, re.HTTPStatusCode(), err)
+			}
+			if throttled.ErrorMessage() != "Too many requests" {
+				t.Errorf("request %d: throttling message %q", i, throttled.ErrorMessage())
+			}
+		}
+	}
+
+	tr := &http.Transport{TLSClientConfig: tlsCfg.Clone()}
+	defer tr.CloseIdleConnections()
+	req, _ := http.NewRequest(http.MethodPost, "https://"+addr+"/model/m/converse", strings.NewReader(`{}`))
+	req.Header.Set("Authorization", "Bearer not-checked-before-the-rate-limit")
+	resp, err := (&http.Client{Timeout: 30 * time.Second, Transport: tr}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	var body struct{ Error, Message string }
+	if err := json.Unmarshal(raw, &body); err != nil {
+		t.Errorf("body %q is not JSON: %v", raw, err)
+	}
+	checks := []struct{ what, got, want string }{
+		{"protocol", resp.Proto, "HTTP/1.1"},
+		{"status", fmt.Sprint(resp.StatusCode), "429"},
+		{"x-amzn-errortype", resp.Header.Get("x-amzn-errortype"), "ThrottlingException"},
+		{"x-tenantgate-error", resp.Header.Get("x-tenantgate-error"), "rate_limited"},
+		{"content-type", resp.Header.Get("content-type"), "application/json"},
+		{"body error", body.Error, "rate_limited"},
+		{"body message", body.Message, "Too many requests"},
+	}
+	for _, c := range checks {
+		if c.got != c.want {
+			t.Errorf("%s = %q, want %q (body %q)", c.what, c.got, c.want, raw)
+		}
+	}
+}
+
+// TestHTTP2AdvertisesShippedLimits opens an HTTP/2 connection to the
+// shipped listener and reads the server's SETTINGS and connection
+// WINDOW_UPDATE: the concurrent-stream limit and both flow-control windows
+// are the ones envoy.yaml configures (Envoy's defaults are 2^31-1 streams
+// and 256 MiB windows). The client opens with the HTTP/2 preface without
+// asking for h2 by ALPN: the listener's AUTO codec speaks HTTP/2 to any
+// client that does, whatever ALPN offers.
+func TestHTTP2AdvertisesShippedLimits(t *testing.T) {
+	h2 := field(shippedDoc(t), "static_resources", "listeners", 0, "filter_chains", 0, "filters", 0,
+		"typed_config", "http2_protocol_options")
+	want := map[string]int{
+		"max_concurrent_streams":         toInt(field(h2, "max_concurrent_streams")),
+		"initial_stream_window_size":     toInt(field(h2, "initial_stream_window_size")),
+		"initial_connection_window_size": toInt(field(h2, "initial_connection_window_size")),
+	}
+	for k, v := range want {
+		if v <= 0 {
+			t.Fatalf("shipped http2_protocol_options.%s is not set", k)
+		}
+	}
+	addr, tlsCfg := limitedEnvoy(t, nil)
+	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 10 * time.Second}, "tcp", addr, tlsCfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(15 * time.Second))
+	// Client preface and an empty SETTINGS frame.
+	if _, err := conn.Write(append([]byte("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), 0, 0, 0, 4, 0, 0, 0, 0, 0)); err != nil {
+		t.Fatal(err)
+	}
+	const (
+		frameSettings     = 0x4
+		frameWindowUpdate = 0x8
+		flagAck           = 0x1
+		settingMaxStreams = 0x3
+		settingWindow     = 0x4
+		defaultWindow     = 65535 // RFC 9113 6.9.2: every window starts here
+	)
+	got := map[string]int{}
+	var sawSettings, sawWindow bool
+	for !sawSettings || !sawWindow {
+		var hdr [9]byte
+		if _, err := io.ReadFull(conn, hdr[:]); err != nil {
+			t.Fatalf("reading frames (settings seen %v, window update seen %v): %v", sawSettings, sawWindow, err)
+		}
+		length := int(hdr[0])<<16 | int(hdr[1])<<8 | int(hdr[2])
+		payload := make([]byte, length)
+		if _, err := io.ReadFull(conn, payload); err != nil {
+			t.Fatal(err)
+		}
+		stream := binary.BigEndian.Uint32(hdr[5:9]) & 0x7fffffff
+		switch {
+		case hdr[3] == frameSettings && hdr[4]&flagAck == 0:
+			sawSettings = true
+			for i := 0; i+6 <= len(payload); i += 6 {
+				v := int(binary.BigEndian.Uint32(payload[i+2 : i+6]))
+				switch binary.BigEndian.Uint16(payload[i : i+2]) {
+				case settingMaxStreams:
+					got["max_concurrent_streams"] = v
+				case settingWindow:
+					got["initial_stream_window_size"] = v
+				}
+			}
+		case hdr[3] == frameWindowUpdate && stream == 0:
+			sawWindow = true
+			got["initial_connection_window_size"] = defaultWindow + int(binary.BigEndian.Uint32(payload)&0x7fffffff)
+		}
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s advertised %d, want %d", k, got[k], v)
+		}
+	}
+}
