@@ -134,8 +134,8 @@ func TestRateLimitThrottlesLikeAWS(t *testing.T) {
 // TestHTTP2AdvertisesShippedLimits opens an HTTP/2 connection to the
 // shipped listener and reads the server's SETTINGS and connection
 // WINDOW_UPDATE: the concurrent-stream limit and both flow-control windows
-// are the ones envoy.yaml configures (Envoy's defaults are 2^31-1 streams
-// and 256 MiB windows). The client opens with the HTTP/2 preface without
+// are the ones envoy.yaml configures (without them Envoy 1.40 advertises
+// 1024 streams and windows of 16 MiB per stream, 24 MiB per connection). The client opens with the HTTP/2 preface without
 // asking for h2 by ALPN: the listener's AUTO codec speaks HTTP/2 to any
 // client that does, whatever ALPN offers.
 func TestHTTP2AdvertisesShippedLimits(t *testing.T) {
