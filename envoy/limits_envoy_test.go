@@ -30,7 +30,7 @@ import (
 // token bucket (nil keeps the shipped one). Nothing listens on the
 // tenantgate or Bedrock ports: a request that passes the rate limit is
 // answered 503 by ext_authz, which fails closed.
-func limitedEnvoy(t *testing.T, bucket *stack.TokenBucket) (addr string, client *tls.Config) {
+func limitedEnvoy(t *testing.T, bucket *stack.TokenBucket) (addr, adminURL string, client *tls.Config) {
 	t.Helper()
 	bin := envoyBin(t)
 	dir := t.TempDir()
@@ -54,7 +54,8 @@ func limitedEnvoy(t *testing.T, bucket *stack.TokenBucket) (addr string, client 
 	}
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(pem)
-	return fmt.Sprintf("127.0.0.1:%d", public), &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	return fmt.Sprintf("127.0.0.1:%d", public), fmt.Sprintf("http://127.0.0.1:%d", admin),
+		&tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 }
 
 // TestRateLimitThrottlesLikeAWS sends more requests than the listener's
@@ -64,7 +65,7 @@ func limitedEnvoy(t *testing.T, bucket *stack.TokenBucket) (addr string, client 
 // carries tenantgate's stable code and a JSON message.
 func TestRateLimitThrottlesLikeAWS(t *testing.T) {
 	const tokens, extra = 3, 4
-	addr, tlsCfg := limitedEnvoy(t, &stack.TokenBucket{MaxTokens: tokens, TokensPerFill: 1, FillInterval: time.Hour})
+	addr, admin, tlsCfg := limitedEnvoy(t, &stack.TokenBucket{MaxTokens: tokens, TokensPerFill: 1, FillInterval: time.Hour})
 	client := bedrockruntime.New(bedrockruntime.Options{
 		Region:       "us-east-1",
 		BaseEndpoint: aws.String("https://" + addr),
@@ -129,6 +130,18 @@ func TestRateLimitThrottlesLikeAWS(t *testing.T) {
 			t.Errorf("%s = %q, want %q (body %q)", c.what, c.got, c.want, raw)
 		}
 	}
+
+	// Operators see the cut requests in this counter (docs/operations.md).
+	const stat = "listener_rate_limit.http_local_rate_limit.rate_limited"
+	sresp, err := http.Get(admin + "/stats?filter=rate_limit")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sresp.Body.Close()
+	stats, _ := io.ReadAll(sresp.Body)
+	if want := fmt.Sprintf("%s: %d\n", stat, extra+1); !strings.Contains(string(stats), want) {
+		t.Errorf("stats:\n%s\nwant the line %q", stats, want)
+	}
 }
 
 // TestHTTP2AdvertisesShippedLimits opens an HTTP/2 connection to the
@@ -151,7 +164,7 @@ func TestHTTP2AdvertisesShippedLimits(t *testing.T) {
 			t.Fatalf("shipped http2_protocol_options.%s is not set", k)
 		}
 	}
-	addr, tlsCfg := limitedEnvoy(t, nil)
+	addr, _, tlsCfg := limitedEnvoy(t, nil)
 	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 10 * time.Second}, "tcp", addr, tlsCfg)
 	if err != nil {
 		t.Fatal(err)
