@@ -142,6 +142,22 @@ func TestRateLimitThrottlesLikeAWS(t *testing.T) {
 	if want := fmt.Sprintf("%s: %d\n", stat, extra+1); !strings.Contains(string(stats), want) {
 		t.Errorf("stats:\n%s\nwant the line %q", stats, want)
 	}
+	oresp, err := http.Get(admin + "/stats?filter=^overload")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer oresp.Body.Close()
+	ostats, _ := io.ReadAll(oresp.Body)
+	for _, name := range []string{
+		"overload.envoy.resource_monitors.fixed_heap.pressure",
+		"overload.envoy.resource_monitors.global_downstream_max_connections.pressure",
+		"overload.envoy.overload_actions.stop_accepting_requests.active",
+		"overload.envoy.overload_actions.reset_high_memory_stream.scale_percent",
+	} {
+		if !strings.Contains(string(ostats), name+": ") {
+			t.Errorf("no overload stat %s:\n%s", name, ostats)
+		}
+	}
 }
 
 // TestHTTP2AdvertisesShippedLimits opens an HTTP/2 connection to the
