@@ -27,10 +27,11 @@ import (
 )
 
 // limitedEnvoy runs the shipped bootstrap (loopback rewrite) with the given
-// token bucket (nil keeps the shipped one). Nothing listens on the
-// tenantgate or Bedrock ports: a request that passes the rate limit is
-// answered 503 by ext_authz, which fails closed.
-func limitedEnvoy(t *testing.T, bucket *stack.TokenBucket) (addr, adminURL string, client *tls.Config) {
+// token bucket (nil keeps the shipped one) and the tenantgate cluster at
+// tenantgatePort. With tenantgatePort 0 nothing listens there, and nothing
+// ever listens on the Bedrock port: a request that passes the rate limit
+// is answered 503 by ext_authz, which fails closed.
+func limitedEnvoy(t *testing.T, bucket *stack.TokenBucket, tenantgatePort int) (addr, adminURL string, client *tls.Config) {
 	t.Helper()
 	bin := envoyBin(t)
 	dir := t.TempDir()
@@ -39,8 +40,11 @@ func limitedEnvoy(t *testing.T, bucket *stack.TokenBucket) (addr, adminURL strin
 		t.Fatal(err)
 	}
 	admin, public, mesh := stack.FreePort(t), stack.FreePort(t), stack.FreePort(t)
+	if tenantgatePort == 0 {
+		tenantgatePort = stack.FreePort(t)
+	}
 	cfg, err := stack.RewriteBootstrap(envoy.Bootstrap, stack.EnvoyPorts{
-		Admin: admin, Public: public, Mesh: mesh, Tenantgate: stack.FreePort(t), Bedrock: stack.FreePort(t),
+		Admin: admin, Public: public, Mesh: mesh, Tenantgate: tenantgatePort, Bedrock: stack.FreePort(t),
 		ServerCert: certs.EnvoyCert, ServerKey: certs.EnvoyKey, MeshCA: certs.CA, UpstreamCA: certs.CA,
 		RateLimit: bucket,
 	})
@@ -65,7 +69,7 @@ func limitedEnvoy(t *testing.T, bucket *stack.TokenBucket) (addr, adminURL strin
 // carries tenantgate's stable code and a JSON message.
 func TestRateLimitThrottlesLikeAWS(t *testing.T) {
 	const tokens, extra = 3, 4
-	addr, admin, tlsCfg := limitedEnvoy(t, &stack.TokenBucket{MaxTokens: tokens, TokensPerFill: 1, FillInterval: time.Hour})
+	addr, admin, tlsCfg := limitedEnvoy(t, &stack.TokenBucket{MaxTokens: tokens, TokensPerFill: 1, FillInterval: time.Hour}, 0)
 	client := bedrockruntime.New(bedrockruntime.Options{
 		Region:       "us-east-1",
 		BaseEndpoint: aws.String("https://" + addr),
@@ -180,53 +184,38 @@ func TestHTTP2AdvertisesShippedLimits(t *testing.T) {
 			t.Fatalf("shipped http2_protocol_options.%s is not set", k)
 		}
 	}
-	addr, _, tlsCfg := limitedEnvoy(t, nil)
+	addr, _, tlsCfg := limitedEnvoy(t, nil, 0)
 	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 10 * time.Second}, "tcp", addr, tlsCfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close()
 	_ = conn.SetDeadline(time.Now().Add(15 * time.Second))
-	// Client preface and an empty SETTINGS frame.
-	if _, err := conn.Write(append([]byte("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), 0, 0, 0, 4, 0, 0, 0, 0, 0)); err != nil {
+	if _, err := conn.Write(clientPreface()); err != nil {
 		t.Fatal(err)
 	}
-	const (
-		frameSettings     = 0x4
-		frameWindowUpdate = 0x8
-		flagAck           = 0x1
-		settingMaxStreams = 0x3
-		settingWindow     = 0x4
-		defaultWindow     = 65535 // RFC 9113 6.9.2: every window starts here
-	)
 	got := map[string]int{}
 	var sawSettings, sawWindow bool
 	for !sawSettings || !sawWindow {
-		var hdr [9]byte
-		if _, err := io.ReadFull(conn, hdr[:]); err != nil {
+		f, err := readFrame(conn)
+		if err != nil {
 			t.Fatalf("reading frames (settings seen %v, window update seen %v): %v", sawSettings, sawWindow, err)
 		}
-		length := int(hdr[0])<<16 | int(hdr[1])<<8 | int(hdr[2])
-		payload := make([]byte, length)
-		if _, err := io.ReadFull(conn, payload); err != nil {
-			t.Fatal(err)
-		}
-		stream := binary.BigEndian.Uint32(hdr[5:9]) & 0x7fffffff
 		switch {
-		case hdr[3] == frameSettings && hdr[4]&flagAck == 0:
+		case f.typ == frameSettings && f.flags&flagAck == 0:
 			sawSettings = true
-			for i := 0; i+6 <= len(payload); i += 6 {
-				v := int(binary.BigEndian.Uint32(payload[i+2 : i+6]))
-				switch binary.BigEndian.Uint16(payload[i : i+2]) {
+			for i := 0; i+6 <= len(f.payload); i += 6 {
+				v := int(binary.BigEndian.Uint32(f.payload[i+2 : i+6]))
+				switch binary.BigEndian.Uint16(f.payload[i : i+2]) {
 				case settingMaxStreams:
 					got["max_concurrent_streams"] = v
 				case settingWindow:
 					got["initial_stream_window_size"] = v
 				}
 			}
-		case hdr[3] == frameWindowUpdate && stream == 0:
+		case f.typ == frameWindowUpdate && f.stream == 0:
 			sawWindow = true
-			got["initial_connection_window_size"] = defaultWindow + int(binary.BigEndian.Uint32(payload)&0x7fffffff)
+			got["initial_connection_window_size"] = defaultWindow + int(binary.BigEndian.Uint32(f.payload)&0x7fffffff)
 		}
 	}
 	for k, v := range want {
@@ -234,4 +223,57 @@ func TestHTTP2AdvertisesShippedLimits(t *testing.T) {
 			t.Errorf("%s advertised %d, want %d", k, got[k], v)
 		}
 	}
+}
+
+// Just enough HTTP/2 (RFC 9113) framing to read what a server advertises
+// and to open streams, without negotiating h2 by ALPN.
+const (
+	frameHeaders      = 0x1
+	frameRSTStream    = 0x3
+	frameSettings     = 0x4
+	frameGoAway       = 0x7
+	frameWindowUpdate = 0x8
+	flagAck           = 0x1
+	flagEndStream     = 0x1
+	flagEndHeaders    = 0x4
+	settingMaxStreams = 0x3
+	settingWindow     = 0x4
+	defaultWindow     = 65535 // RFC 9113 6.9.2: every window starts here
+)
+
+type frame struct {
+	typ, flags byte
+	stream     uint32
+	payload    []byte
+}
+
+func readFrame(r io.Reader) (frame, error) {
+	var hdr [9]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		return frame{}, err
+	}
+	f := frame{typ: hdr[3], flags: hdr[4], stream: binary.BigEndian.Uint32(hdr[5:9]) & 0x7fffffff,
+		payload: make([]byte, int(hdr[0])<<16|int(hdr[1])<<8|int(hdr[2]))}
+	_, err := io.ReadFull(r, f.payload)
+	return f, err
+}
+
+func appendFrame(b []byte, typ, flags byte, stream uint32, payload []byte) []byte {
+	n := len(payload)
+	b = append(b, byte(n>>16), byte(n>>8), byte(n), typ, flags)
+	b = binary.BigEndian.AppendUint32(b, stream)
+	return append(b, payload...)
+}
+
+// clientPreface is the connection preface and an empty SETTINGS frame.
+func clientPreface() []byte {
+	return appendFrame([]byte("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), frameSettings, 0, 0, nil)
+}
+
+// getRequest is a complete GET / request on stream id: HPACK static-table
+// entries for :method GET, :scheme https and :path /, and :authority as a
+// literal without indexing (RFC 7541), so no dynamic table is involved.
+func getRequest(b []byte, id uint32, authority string) []byte {
+	block := append([]byte{0x82, 0x87, 0x84, 0x01, byte(len(authority))}, authority...)
+	return appendFrame(b, frameHeaders, flagEndStream|flagEndHeaders, id, block)
 }
