@@ -21,6 +21,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime"
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime/types"
 	"github.com/aws/smithy-go/auth/bearer"
+	"gopkg.in/yaml.v3"
 
 	"github.com/tenantgate/tenantgate/envoy"
 	"github.com/tenantgate/tenantgate/internal/stack"
@@ -30,8 +31,9 @@ import (
 // token bucket (nil keeps the shipped one) and the tenantgate cluster at
 // tenantgatePort. With tenantgatePort 0 nothing listens there, and nothing
 // ever listens on the Bedrock port: a request that passes the rate limit
-// is answered 503 by ext_authz, which fails closed.
-func limitedEnvoy(t *testing.T, bucket *stack.TokenBucket, tenantgatePort int) (addr, adminURL string, client *tls.Config) {
+// is answered 503 by ext_authz, which fails closed. edit, if not nil, may
+// change the rewritten bootstrap before Envoy starts.
+func limitedEnvoy(t *testing.T, bucket *stack.TokenBucket, tenantgatePort int, edit ...func(doc map[string]any)) (addr, adminURL string, client *tls.Config) {
 	t.Helper()
 	bin := envoyBin(t)
 	dir := t.TempDir()
@@ -50,6 +52,18 @@ func limitedEnvoy(t *testing.T, bucket *stack.TokenBucket, tenantgatePort int) (
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if len(edit) > 0 {
+		var doc map[string]any
+		if err := yaml.Unmarshal(cfg, &doc); err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range edit {
+			e(doc)
+		}
+		if cfg, err = yaml.Marshal(doc); err != nil {
+			t.Fatal(err)
+		}
 	}
 	stack.RunEnvoy(t, bin, string(cfg), public, admin)
 	pem, err := os.ReadFile(certs.CA)
@@ -161,6 +175,59 @@ func TestRateLimitThrottlesLikeAWS(t *testing.T) {
 		if !strings.Contains(string(ostats), name+": ") {
 			t.Errorf("no overload stat %s:\n%s", name, ostats)
 		}
+	}
+}
+
+// TestOverloadManagerRefusesRequests runs the shipped overload manager
+// with a heap limit Envoy is already above: the monitor reports the
+// pressure, stop_accepting_requests becomes active, and a request is
+// refused by Envoy itself (503 "envoy overloaded", access log details
+// "overload") before any filter runs.
+// The admin interface stays reachable.
+func TestOverloadManagerRefusesRequests(t *testing.T) {
+	const tinyHeap = 1 << 20
+	addr, admin, tlsCfg := limitedEnvoy(t, nil, 0, func(doc map[string]any) {
+		mons, _ := lookup(doc, "overload_manager", "resource_monitors")
+		heap, ok := byName(mons, "envoy.resource_monitors.fixed_heap")
+		if !ok {
+			t.Fatal("no fixed_heap monitor")
+		}
+		heap.(map[string]any)["typed_config"].(map[string]any)["max_heap_size_bytes"] = tinyHeap
+	})
+	const active = "overload.envoy.overload_actions.stop_accepting_requests.active: 1"
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		resp, err := http.Get(admin + "/stats?filter=^overload")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if strings.Contains(string(b), active) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("stop_accepting_requests never became active:\n%s", b)
+		}
+	}
+	tr := &http.Transport{TLSClientConfig: tlsCfg.Clone()}
+	defer tr.CloseIdleConnections()
+	resp, err := (&http.Client{Timeout: 30 * time.Second, Transport: tr}).Get("https://" + addr + "/model/m/converse")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || string(body) != "envoy overloaded" {
+		t.Errorf("under overload: %d %v %q, want 503 from the overload manager", resp.StatusCode, resp.Header, body)
+	}
+	sresp, err := http.Get(admin + "/stats?filter=rate_limit")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stats, _ := io.ReadAll(sresp.Body)
+	sresp.Body.Close()
+	if !strings.Contains(string(stats), "listener_rate_limit.http_local_rate_limit.enabled: 0") {
+		t.Errorf("the request reached the filter chain:\n%s", stats)
 	}
 }
 
