@@ -154,7 +154,9 @@ func TestShippedHTTPLimits(t *testing.T) {
 			min, max int
 		}{
 			{"http2 max_concurrent_streams", field(h2, "max_concurrent_streams"), 1, 100},
-			{"http2 initial_stream_window_size", field(h2, "initial_stream_window_size"), 65535, 64 << 10},
+			// A buffered body must fit the stream window (see
+			// TestHTTP2LargeBodyIsBuffered): at least the buffer limit.
+			{"http2 initial_stream_window_size", field(h2, "initial_stream_window_size"), toInt(field(l, "per_connection_buffer_limit_bytes")), 16 << 20},
 			{"http2 initial_connection_window_size", field(h2, "initial_connection_window_size"), 65535, 1 << 20},
 			{"common max_headers_count", field(hcm, "common_http_protocol_options", "max_headers_count"), 1, 100},
 			{"max_request_headers_kb", field(hcm, "max_request_headers_kb"), 8, 60},

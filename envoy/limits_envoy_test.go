@@ -235,9 +235,10 @@ func TestOverloadManagerRefusesRequests(t *testing.T) {
 // shipped listener and reads the server's SETTINGS and connection
 // WINDOW_UPDATE: the concurrent-stream limit and both flow-control windows
 // are the ones envoy.yaml configures (without them Envoy 1.40 advertises
-// 1024 streams and windows of 16 MiB per stream, 24 MiB per connection). The client opens with the HTTP/2 preface without
-// asking for h2 by ALPN: the listener's AUTO codec speaks HTTP/2 to any
-// client that does, whatever ALPN offers.
+// 1024 streams and windows of 16 MiB per stream, 24 MiB per connection).
+// The client opens with the HTTP/2 preface without asking for h2 by ALPN:
+// the listener's AUTO codec speaks HTTP/2 to any client that does,
+// whatever ALPN offers.
 func TestHTTP2AdvertisesShippedLimits(t *testing.T) {
 	h2 := field(shippedDoc(t), "static_resources", "listeners", 0, "filter_chains", 0, "filters", 0,
 		"typed_config", "http2_protocol_options")
