@@ -2,8 +2,9 @@
 // loopback ports: a test PKI, the fake AWS endpoints (STS over HTTP, the
 // Bedrock runtime over HTTPS, their admin API) in-process, a JWKS issuer,
 // the tenantgate binary with a generated configuration, and a real Envoy
-// running the shipped envoy/envoy.yaml rewritten only in addresses, ports
-// and TLS file paths. It backs the end-to-end tests and the demo.
+// running the shipped envoy/envoy.yaml rewritten only in addresses, ports,
+// TLS file paths and the token bucket of its listener rate limit
+// (Options.EnvoyRateLimit). It backs the end-to-end tests and the demo.
 package stack
 
 import (
@@ -73,6 +74,11 @@ type Options struct {
 	TrustedPrincipals []string
 	// StreamDelay between streamed fake events; zero means 50ms.
 	StreamDelay time.Duration
+	// EnvoyRateLimit replaces the token bucket of Envoy's listener rate
+	// limit; nil means a million requests per second, so that tests,
+	// benchmarks and the demo are never throttled by the shipped
+	// per-instance limit. Tests of the limit set a small bucket.
+	EnvoyRateLimit *TokenBucket
 }
 
 // Stack is a running local stack.
@@ -463,6 +469,10 @@ func (s *Stack) startEnvoy(ctx context.Context) error {
 	}
 	ports.ServerCert, ports.ServerKey = s.Certs.EnvoyCert, s.Certs.EnvoyKey
 	ports.MeshCA, ports.UpstreamCA = s.Certs.CA, s.Certs.CA
+	ports.RateLimit = s.opts.EnvoyRateLimit
+	if ports.RateLimit == nil {
+		ports.RateLimit = &TokenBucket{MaxTokens: 1_000_000, TokensPerFill: 1_000_000, FillInterval: time.Second}
+	}
 	b, err := RewriteBootstrap(envoy.Bootstrap, ports)
 	if err != nil {
 		return fmt.Errorf("stack: %w", err)
