@@ -37,11 +37,15 @@ func newAuthzStack(b *testing.B) *authzStack {
 	ctx, cancel := context.WithCancel(context.Background())
 	b.Cleanup(cancel)
 	cfg, err := config.Parse([]byte(fmt.Sprintf(`
+store:
+  demo: true
 auth:
   api_keys: {secret: %q}
   issuers:
     - issuer: %q
       hs256_secret: %q
+plans:
+  models: {free: ["*"], tier_125_800: ["*"], tier_200_1000: ["*"]}
 `, filestore.DemoAPIKeyHMACSecret, benchIssuer, benchJWTSecret)), nil)
 	if err != nil {
 		b.Fatalf("config: %v", err)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/tenantgate/tenantgate/internal/app"
 	"github.com/tenantgate/tenantgate/internal/config"
 	"github.com/tenantgate/tenantgate/internal/store/pgstore"
 	"github.com/tenantgate/tenantgate/internal/testpg"
@@ -80,8 +81,8 @@ func TestExampleConfigsLoad(t *testing.T) {
 			file: "tenantgate-demo.yaml",
 			env:  map[string]string{config.EnvSupabaseJWTSecret: "must-not-be-used-by-the-demo-issuer-000000"},
 			check: func(t *testing.T, c *config.Config) {
-				if c.Store.DatabaseURL != "" || c.Store.TenantsFile != "" {
-					t.Errorf("demo config should use the embedded tenants, got db=%q file=%q", c.Store.DatabaseURL, c.Store.TenantsFile)
+				if kind, err := c.Store.Kind(); kind != config.StoreDemo {
+					t.Errorf("demo config should ask for the embedded demo tenants, got %q %v", kind, err)
 				}
 				if c.Auth.Issuers[0].HS256Secret != "demo-jwt-secret-with-at-least-32-characters" {
 					t.Error("demo issuer secret was overridden from the environment")
@@ -99,6 +100,19 @@ func TestExampleConfigsLoad(t *testing.T) {
 				t.Fatalf("config.Load(%s): %v", tt.file, err)
 			}
 			tt.check(t, c)
+			// Every enterprise tier has model rules; the demo config also
+			// covers every tier of the embedded demo tenants it serves.
+			var list app.TierLister
+			if k, _ := c.Store.Kind(); k == config.StoreDemo {
+				list = app.StoreTiers
+			}
+			warnings, err := app.CheckTiers(context.Background(), c, list)
+			if err != nil {
+				t.Fatalf("CheckTiers: %v", err)
+			}
+			for _, w := range warnings {
+				t.Errorf("%s: %s", tt.file, w)
+			}
 		})
 	}
 }
@@ -283,6 +297,7 @@ func TestRegisterTenantSQL(t *testing.T) {
 		{"update same account", map[string]string{"account_id": acct, "role_arn": "arn:aws:iam::111122223333:role/AcmeBedrockV2", "external_id": "acme-ext-2", "region": "us-west-2"}, false, "arn:aws:iam::111122223333:role/AcmeBedrockV2", "us-west-2"},
 		{"unknown account", map[string]string{"account_id": "a0000000-0000-4000-8000-0000000000ff", "role_arn": "arn:aws:iam::111122223333:role/X", "external_id": "ext-x", "region": "eu-west-1"}, true, "", ""},
 		{"malformed role ARN", map[string]string{"account_id": acct, "role_arn": "arn:aws:iam::1234:role/X", "external_id": "ext-x", "region": "eu-west-1"}, true, "", ""},
+		{"no external id", map[string]string{"account_id": acct, "role_arn": "arn:aws:iam::111122223333:role/X", "external_id": "", "region": "eu-west-1"}, true, "", ""},
 		{"malformed region", map[string]string{"account_id": acct, "role_arn": "arn:aws:iam::111122223333:role/X", "external_id": "ext-x", "region": "Europe"}, true, "", ""},
 	}
 	for _, tt := range tests {
@@ -295,7 +310,7 @@ func TestRegisterTenantSQL(t *testing.T) {
 				// The failed transaction must leave nothing behind.
 				_, _ = conn.Exec(ctx, "ROLLBACK")
 				var n int
-				if err := conn.QueryRow(ctx, `SELECT count(*) FROM public.enterprise_bedrock_routing WHERE account_id <> $1`, acct).Scan(&n); err != nil {
+				if err := conn.QueryRow(ctx, `SELECT count(*) FROM tenantgate.enterprise_bedrock_routing WHERE account_id <> $1`, acct).Scan(&n); err != nil {
 					t.Fatal(err)
 				}
 				if n != 0 {
@@ -308,7 +323,7 @@ func TestRegisterTenantSQL(t *testing.T) {
 			}
 			var arn, region string
 			var enabled bool
-			if err := conn.QueryRow(ctx, `SELECT bedrock_role_arn, region, enabled FROM public.enterprise_bedrock_routing WHERE account_id = $1`, acct).Scan(&arn, &region, &enabled); err != nil {
+			if err := conn.QueryRow(ctx, `SELECT bedrock_role_arn, region, enabled FROM tenantgate.enterprise_bedrock_routing WHERE account_id = $1`, acct).Scan(&arn, &region, &enabled); err != nil {
 				t.Fatal(err)
 			}
 			if arn != tt.wantARN || region != tt.region || !enabled {

@@ -6,7 +6,9 @@
 --      tier_150_1200).
 --   2. The tenant created the IAM role of examples/aws/ in its AWS account,
 --      trusting the platform's principal and requiring the ExternalId below.
---   3. `tenantgate migrate` has created public.enterprise_bedrock_routing.
+--   3. `tenantgate migrate` has created tenantgate.enterprise_bedrock_routing
+--      (schema tenantgate: run this as the database owner, e.g. postgres on
+--      Supabase; the anon and authenticated API roles have no access).
 --
 -- Run with psql -v, for example:
 --   psql "$TENANTGATE_DATABASE_URL" \
@@ -16,8 +18,8 @@
 --     -v region=eu-west-1 \
 --     -f examples/register-tenant.sql
 --
--- The table's CHECK constraints reject malformed role ARNs, regions and
--- external IDs. A trigger notifies running tenantgate instances, which drop
+-- The table's constraints reject malformed role ARNs, regions and external
+-- IDs, and a missing external ID: tenantgate never assumes a role without one. A trigger notifies running tenantgate instances, which drop
 -- their cached route (and STS credentials for a changed role) at once.
 
 \set ON_ERROR_STOP on
@@ -29,7 +31,7 @@ SELECT 1 / count(*) AS account_exists
 FROM basejump.accounts
 WHERE id = :'account_id'::uuid;
 
-INSERT INTO public.enterprise_bedrock_routing
+INSERT INTO tenantgate.enterprise_bedrock_routing
     (account_id, bedrock_role_arn, bedrock_external_id, region, enabled)
 VALUES
     (:'account_id'::uuid, :'role_arn', :'external_id', :'region', true)
@@ -43,4 +45,4 @@ COMMIT;
 
 -- To stop routing a tenant to its own account (it falls back according to
 -- extproc.enterprise_without_route):
---   UPDATE public.enterprise_bedrock_routing SET enabled = false WHERE account_id = '…';
+--   UPDATE tenantgate.enterprise_bedrock_routing SET enabled = false WHERE account_id = '…';

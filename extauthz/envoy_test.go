@@ -157,6 +157,58 @@ func TestThroughRealEnvoy(t *testing.T) {
 		}
 	})
 
+	// Envoy removes query parameters by their raw name: a token under an
+	// encoded or re-cased name would travel upstream, so it is refused, and
+	// the raw name is removed in every form.
+	t.Run("encoded query token name refused, never upstream", func(t *testing.T) {
+		for i, path := range []string{
+			pathHaiku + "?%74oken=tok-a",
+			pathHaiku + "?a=1&toke%6E=tok-a",
+			pathHaiku + "?TOKEN=tok-a",
+		} {
+			id := fmt.Sprintf("encq%d", i)
+			for _, hdrs := range []map[string]string{nil, {"authorization": "Bearer tok-b"}} {
+				resp, body := do(t, id, "POST", path, hdrs)
+				var b struct{ Error string }
+				_ = json.Unmarshal(body, &b)
+				if resp.StatusCode != 401 || b.Error != CodeEncodedQueryToken {
+					t.Errorf("%s (bearer %v): status %d body %s, want 401 %s", path, hdrs != nil, resp.StatusCode, body, CodeEncodedQueryToken)
+				}
+				mu.Lock()
+				s, reached := got[id]
+				mu.Unlock()
+				if reached {
+					t.Errorf("%s: reached the upstream as %q", path, s.uri)
+				}
+			}
+		}
+	})
+
+	t.Run("raw query token name removed in every form", func(t *testing.T) {
+		for i, tc := range []struct {
+			path string
+			hdrs map[string]string
+		}{
+			{pathHaiku + "?token=tok-a", nil},
+			{pathHaiku + "?a=1&token=tok-b&b=2", map[string]string{"authorization": "Bearer tok-a"}},
+			{pathHaiku + "?token&a=1", map[string]string{"authorization": "Bearer tok-a"}},
+			{pathHaiku + "?token=%zz&a=1", map[string]string{"authorization": "Bearer tok-a"}},
+		} {
+			id := fmt.Sprintf("rawq%d", i)
+			resp, body := do(t, id, "POST", tc.path, tc.hdrs)
+			if resp.StatusCode != 200 {
+				t.Errorf("%s: status %d: %s", tc.path, resp.StatusCode, body)
+				continue
+			}
+			mu.Lock()
+			s := got[id]
+			mu.Unlock()
+			if strings.Contains(strings.ToLower(s.uri), "token") || strings.Contains(s.uri, "tok-") {
+				t.Errorf("%s: upstream request URI %q still carries the token", tc.path, s.uri)
+			}
+		}
+	})
+
 	denials := []struct {
 		name, id, path string
 		hdrs           map[string]string

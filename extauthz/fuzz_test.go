@@ -2,6 +2,8 @@ package extauthz
 
 import (
 	"context"
+	"net/url"
+	"slices"
 	"strings"
 	"testing"
 
@@ -49,11 +51,65 @@ func FuzzFindCredential(f *testing.F) {
 				t.Fatalf("bearer token %q not in header %q", c.value, authz)
 			}
 		case config.CredentialQueryToken:
-			if !hasQueryParam(path, cfg.Auth.QueryToken.Param) {
-				t.Fatalf("query token found but hasQueryParam false for %q", path)
+			if !scanQuery(path, cfg.Auth.QueryToken.Param).present {
+				t.Fatalf("query token found but not present under its raw name in %q", path)
 			}
 		default:
 			t.Fatalf("unknown credential kind %q", c.kind)
+		}
+	})
+}
+
+// FuzzScanQuery checks the query-token scan against Envoy's removal by raw
+// name: once every pair named exactly param is dropped (what
+// query_parameters_to_remove does), nothing left names param in any
+// spelling unless the scan reported a disguised name, and every value read
+// came from a raw-named pair.
+func FuzzScanQuery(f *testing.F) {
+	f.Add("/model/x/converse?token=a&b=1", "token")
+	f.Add("/?%74oken=a", "token")
+	f.Add("/?TOKEN=a&token&token=%zz", "token")
+	f.Add("/?access%5Ftoken=a&x=y=z", "access_token")
+	f.Add("/?a=1&&=&tok+en=1", "token")
+	f.Fuzz(func(t *testing.T, path, param string) {
+		s := scanQuery(path, param)
+		_, q, hasQuery := strings.Cut(path, "?")
+		if !hasQuery || param == "" {
+			if s.present || s.disguised || len(s.values) > 0 {
+				t.Fatalf("scan of %q for %q found %+v without a query or name", path, param, s)
+			}
+			return
+		}
+		raw := 0
+		var kept []string
+		for _, pair := range strings.Split(q, "&") {
+			k, v, _ := strings.Cut(pair, "=")
+			if k == param {
+				raw++
+				if val, err := url.QueryUnescape(v); err == nil && val != "" && !slices.Contains(s.values, val) {
+					t.Fatalf("value %q of a raw-named pair not read from %q", val, path)
+				}
+				continue
+			}
+			kept = append(kept, pair)
+		}
+		if s.present != (raw > 0) || len(s.values) > raw {
+			t.Fatalf("scan %+v of %q: %d raw-named pairs", s, path, raw)
+		}
+		after := scanQuery("/?"+strings.Join(kept, "&"), param)
+		if after.present || len(after.values) > 0 {
+			t.Fatalf("token still read after Envoy's removal: %q -> %+v", path, after)
+		}
+		if after.disguised != s.disguised {
+			t.Fatalf("disguised %v before removal, %v after, for %q", s.disguised, after.disguised, path)
+		}
+		if !s.disguised {
+			for _, pair := range kept {
+				k, _, _ := strings.Cut(pair, "=")
+				if dec, err := url.QueryUnescape(k); strings.EqualFold(k, param) || err == nil && strings.EqualFold(dec, param) {
+					t.Fatalf("%q left upstream names %q but the scan saw no disguise", k, param)
+				}
+			}
 		}
 	})
 }

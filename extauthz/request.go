@@ -96,7 +96,7 @@ func findCredential(auth config.Auth, r request) (credential, bool) {
 			if !auth.QueryToken.Enabled {
 				continue
 			}
-			if vals := queryValues(r.path, auth.QueryToken.Param); len(vals) > 0 {
+			if vals := scanQuery(r.path, auth.QueryToken.Param).values; len(vals) > 0 {
 				// Several copies of the parameter are ambiguous; the
 				// joined value fails verification instead of one copy
 				// being picked.
@@ -122,45 +122,48 @@ func bearerToken(v string) (string, bool) {
 	return tok, true
 }
 
-// queryValues returns the decoded values of every occurrence of param in the
-// query string of path. Pairs whose encoding is broken are skipped.
-func queryValues(path, param string) []string {
-	_, q, ok := strings.Cut(path, "?")
-	if !ok || param == "" {
-		return nil
-	}
-	q, _, _ = strings.Cut(q, "#")
-	var out []string
-	for _, pair := range strings.Split(q, "&") {
-		k, v, _ := strings.Cut(pair, "=")
-		key, err := url.QueryUnescape(k)
-		if err != nil || key != param {
-			continue
-		}
-		val, err := url.QueryUnescape(v)
-		if err != nil || val == "" {
-			continue
-		}
-		out = append(out, val)
-	}
-	return out
+// queryScan is what a query string says about the token parameter, read the
+// way Envoy's query_parameters_to_remove matches names: raw, undecoded and
+// case-sensitive. Only a parameter named exactly param is used (and removed
+// by Envoy); one whose name merely decodes or case-folds to param would be
+// forwarded upstream by Envoy, so it is reported as disguised.
+type queryScan struct {
+	values    []string // decoded non-empty values of the raw-named occurrences
+	present   bool     // param occurs under its raw name, with any value
+	disguised bool     // a differently spelled name decodes or case-folds to param
 }
 
-// hasQueryParam reports whether param occurs in the query string of path,
-// with any value (so that it is stripped even when its value is unusable).
-func hasQueryParam(path, param string) bool {
+// scanQuery splits the query of path on "&" and each pair at its first "="
+// (as Envoy does) and reads the occurrences of param. Values whose encoding
+// is broken are skipped; the pair is still present.
+func scanQuery(path, param string) queryScan {
+	var s queryScan
 	_, q, ok := strings.Cut(path, "?")
 	if !ok || param == "" {
-		return false
+		return s
 	}
 	for _, pair := range strings.Split(q, "&") {
-		k, _, _ := strings.Cut(pair, "=")
-		if key, err := url.QueryUnescape(k); err == nil && key == param {
-			return true
+		k, v, _ := strings.Cut(pair, "=")
+		if k != param {
+			if disguisedName(k, param) {
+				s.disguised = true
+			}
+			continue
 		}
-		if k == param {
-			return true
+		s.present = true
+		if val, err := url.QueryUnescape(v); err == nil && val != "" {
+			s.values = append(s.values, val)
 		}
 	}
-	return false
+	return s
+}
+
+// disguisedName reports whether the raw name k, though not param itself,
+// names param once percent-decoded or case-folded.
+func disguisedName(k, param string) bool {
+	if strings.EqualFold(k, param) {
+		return true
+	}
+	key, err := url.QueryUnescape(k)
+	return err == nil && strings.EqualFold(key, param)
 }

@@ -31,8 +31,9 @@ import (
 	"github.com/tenantgate/tenantgate/internal/tenant"
 )
 
-// TokenVerifier verifies user JWTs. Errors wrap jwtverify.ErrInvalidToken or
-// jwtverify.ErrUnavailable; anything else counts as unavailable.
+// TokenVerifier verifies user JWTs. Errors wrap jwtverify.ErrInvalidToken,
+// jwtverify.ErrAnonymous or jwtverify.ErrUnavailable; anything else counts
+// as unavailable.
 type TokenVerifier interface {
 	Verify(ctx context.Context, token string) (jwtverify.Claims, error)
 }
@@ -159,7 +160,7 @@ func (s *Server) Check(ctx context.Context, cr *authv3.CheckRequest) (*authv3.Ch
 	var removeQuery, removeHeaders []string
 	// The query token is stripped whenever the parameter is present, so a
 	// token never travels upstream, whichever credential won.
-	if s.auth.QueryToken.Enabled && hasQueryParam(r.path, s.auth.QueryToken.Param) {
+	if s.auth.QueryToken.Enabled && scanQuery(r.path, s.auth.QueryToken.Param).present {
 		removeQuery = []string{s.auth.QueryToken.Param}
 	}
 	removeHeaders = s.svc.headersToRemove(r)
@@ -214,6 +215,12 @@ func (s *Server) logDecision(ctx context.Context, r request, o outcome, code str
 
 // decide runs the one-way flow: credential → identity → tenant → plan.
 func (s *Server) decide(ctx context.Context, r request) outcome {
+	if s.auth.QueryToken.Enabled && scanQuery(r.path, s.auth.QueryToken.Param).disguised {
+		// Envoy removes the token parameter by its raw name only; a token
+		// under another spelling would be forwarded upstream.
+		return outcome{credential: credentialQueryToken, deny: deny(401, CodeEncodedQueryToken,
+			"the "+s.auth.QueryToken.Param+" query parameter must be sent under its plain name")}
+	}
 	cred, ok := findCredential(s.auth, r)
 	if ok && cred.kind != config.CredentialAPIKey && s.svc.isServiceRoleToken(cred.value) {
 		// A Supabase service_role key in the bearer slot is a service
@@ -315,6 +322,11 @@ func (s *Server) identifyJWT(ctx context.Context, r request, cred credential) ou
 	claims, err := s.verifier.Verify(ctx, cred.value)
 	switch {
 	case err == nil:
+	case errors.Is(err, jwtverify.ErrAnonymous):
+		// A valid token of a Supabase anonymous user: known, but refused
+		// unless the issuer sets allow_anonymous.
+		o.deny = deny(403, CodeAnonymousUser, "anonymous users are not allowed")
+		return o
 	case errors.Is(err, jwtverify.ErrInvalidToken):
 		o.deny = deny(401, CodeInvalidToken, "the token is not valid").withErr(err)
 		return o
@@ -371,8 +383,8 @@ func (s *Server) identifyJWT(ctx context.Context, r request, cred credential) ou
 	return o
 }
 
-// authorize applies the plan to an identified tenant: tier, enterprise
-// status, model access and the credit gate.
+// authorize applies the plan to an identified tenant: tier (unknown tiers
+// are refused), enterprise status, model access and the credit gate.
 func (s *Server) authorize(ctx context.Context, r request, o outcome) outcome {
 	p, err := s.dir.Plan(ctx, o.id.AccountID)
 	if err != nil {
@@ -385,6 +397,12 @@ func (s *Server) authorize(ctx context.Context, r request, o outcome) outcome {
 	}
 	o.id.Tier = tier
 	o.id.Enterprise = s.plans.IsEnterprise(tier)
+	// A tier the configuration does not list (or an account without a plan
+	// row) gets nothing: not a default, not the async or listing operations.
+	if !s.plans.Known(tier) {
+		o.deny = deny(403, CodeUnknownTier, "the account's plan tier is not configured")
+		return o
+	}
 
 	// Unsupported paths are not refused here: ext_proc answers them.
 	br, err := bedrockpath.Parse(r.method, r.path)

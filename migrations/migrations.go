@@ -1,8 +1,11 @@
 // Package migrations holds tenantgate's embedded SQL migrations. The core set
-// creates public.enterprise_bedrock_routing and the NOTIFY triggers that let
-// tenantgate invalidate its caches; the dev set creates a minimal basejump
-// schema, credit_accounts and api_keys for local development and tests. Every
+// creates tenantgate.enterprise_bedrock_routing (in a schema of its own that
+// no Supabase API role can use; earlier releases' public table is moved) and
+// the NOTIFY triggers that let tenantgate invalidate its caches; the dev set
+// creates a minimal basejump schema, credit_accounts and api_keys (row-level
+// security on, API roles revoked) for local development and tests. Every
 // statement is idempotent so the sets are safe on a real Supabase database.
+// Released files are never edited: a change is a new file.
 package migrations
 
 import (

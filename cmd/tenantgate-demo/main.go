@@ -1,8 +1,8 @@
 // Command tenantgate-demo runs the whole local stack (Envoy with the shipped
-// bootstrap, tenantgate on the embedded demo tenants, AWS simulated by local
-// fakes), sends one Converse for an enterprise team account and one for a
-// free personal account, and prints who signed each request and where. It
-// exits non-zero when anything differs from the expected routing.
+// bootstrap, `tenantgate serve --demo` on the embedded demo tenants, AWS
+// simulated by local fakes), sends one Converse for an enterprise team
+// account and one for a free personal account, and prints who signed each
+// request and where. It exits non-zero when anything differs from the expected routing.
 package main
 
 import (

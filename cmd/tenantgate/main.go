@@ -24,21 +24,28 @@ import (
 const usage = `tenantgate: tenant-aware ext_authz and ext_proc for Envoy in front of AWS Bedrock
 
 Usage:
-  tenantgate serve [--config FILE]
+  tenantgate serve [--config FILE] [--demo]
         Serve ext_authz, ext_proc and gRPC health (server.grpc_listen, default 127.0.0.1:9191;
         host:port or unix:/path, mutual TLS with server.grpc_tls)
         and /healthz, /readyz, /metrics (server.http_listen, default 127.0.0.1:9192).
-        Without --config: defaults and the embedded demo tenants.
+        Needs a store: $TENANTGATE_DATABASE_URL (store.database_url) or
+        store.tenants_file. --demo (store.demo: true) instead serves the embedded
+        public DEMO tenants and their public demo API key; never in production.
   tenantgate migrate [--database-url URL] [--dev]
         Apply the database migrations. URL defaults to $TENANTGATE_DATABASE_URL.
         --dev first creates a minimal basejump/credit_accounts/api_keys schema.
-  tenantgate check-config [--config FILE]
-        Validate a configuration (environment applied) and print it with secrets redacted.
+  tenantgate check-config [--config FILE] [--demo] [--offline]
+        Validate a configuration (environment applied) as serve would, print it
+        with secrets redacted, and warn about a database URL through which
+        LISTEN/NOTIFY cannot work (transaction-mode pooler, port 6543) and about
+        plan tiers in the store (or enterprise_tiers) that plans.models does not
+        list: their accounts are refused. --offline skips reading the store.
   tenantgate version
         Print the build version.
 
-Secrets may come from the environment: TENANTGATE_DATABASE_URL, SUPABASE_JWT_SECRET,
-API_KEY_SECRET, SUPABASE_ANON_KEY (via auth.issuers[].jwks_headers_env).
+Secrets may come from the environment: TENANTGATE_DATABASE_URL,
+TENANTGATE_LISTEN_DATABASE_URL, SUPABASE_JWT_SECRET, API_KEY_SECRET,
+SUPABASE_ANON_KEY (via auth.issuers[].jwks_headers_env).
 `
 
 // errUsage marks command-line mistakes (exit 2).
@@ -68,7 +75,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	case "migrate":
 		err = migrate(ctx, args[1:], stderr, getenv)
 	case "check-config":
-		err = checkConfig(args[1:], stdout, stderr, getenv)
+		err = checkConfig(ctx, args[1:], stdout, stderr, getenv)
 	case "version", "--version", "-version":
 		if len(args) > 1 {
 			err = fmt.Errorf("%w: version takes no arguments", errUsage)
@@ -113,13 +120,36 @@ func parse(fs *flag.FlagSet, args []string) error {
 	return nil
 }
 
-func serve(ctx context.Context, args []string, stderr io.Writer, getenv func(string) string) error {
-	fs := newFlags("serve", stderr)
-	path := fs.String("config", "", "YAML configuration file (optional)")
+// loadConfig parses the --config and --demo flags that serve and
+// check-config share and loads the configuration they name. The store rule
+// (a database, a tenants file or an explicit --demo) is config.Store.Kind's.
+// loadConfig parses the flags serve and check-config share (plus those extra
+// registers), loads the configuration and applies the store rule.
+func loadConfig(name string, args []string, stderr io.Writer, getenv func(string) string, extra func(*flag.FlagSet)) (*config.Config, error) {
+	fs := newFlags(name, stderr)
+	path := fs.String("config", "", "YAML configuration file (optional: defaults only)")
+	demo := fs.Bool("demo", false, "serve the embedded public DEMO tenants and their public demo API key (store.demo: true); never in production")
+	if extra != nil {
+		extra(fs)
+	}
 	if err := parse(fs, args); err != nil {
-		return err
+		return nil, err
 	}
 	cfg, err := config.Load(*path, getenv)
+	if err != nil {
+		return nil, err
+	}
+	if *demo {
+		cfg.Store.Demo = true
+	}
+	if _, err := cfg.Store.Kind(); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return cfg, nil
+}
+
+func serve(ctx context.Context, args []string, stderr io.Writer, getenv func(string) string) error {
+	cfg, err := loadConfig("serve", args, stderr, getenv, nil)
 	if err != nil {
 		return err
 	}
@@ -159,15 +189,22 @@ func migrate(ctx context.Context, args []string, stderr io.Writer, getenv func(s
 	return nil
 }
 
-func checkConfig(args []string, stdout, stderr io.Writer, getenv func(string) string) error {
-	fs := newFlags("check-config", stderr)
-	path := fs.String("config", "", "YAML configuration file (optional: defaults only)")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	cfg, err := config.Load(*path, getenv)
+func checkConfig(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+	var offline *bool
+	cfg, err := loadConfig("check-config", args, stderr, getenv, func(fs *flag.FlagSet) {
+		offline = fs.Bool("offline", false, "do not read the store (skips the check of the tiers in use)")
+	})
 	if err != nil {
 		return err
+	}
+	var warnings []string
+	if *offline {
+		warnings, err = app.CheckTiers(ctx, cfg, nil)
+	} else {
+		warnings, err = app.CheckTiers(ctx, cfg, app.StoreTiers)
+	}
+	if err != nil {
+		return fmt.Errorf("%w (--offline skips the store)", err)
 	}
 	out, err := app.EffectiveYAML(cfg)
 	if err != nil {
@@ -175,6 +212,15 @@ func checkConfig(args []string, stdout, stderr io.Writer, getenv func(string) st
 	}
 	if _, err := stdout.Write(out); err != nil {
 		return fmt.Errorf("write: %w", err)
+	}
+	if _, err := cfg.Store.ListenURL(); err != nil {
+		fmt.Fprintf(stderr, "warning: %v\n", err)
+	}
+	for _, w := range warnings {
+		fmt.Fprintf(stderr, "warning: %s\n", w)
+	}
+	if *offline {
+		fmt.Fprintln(stderr, "note: --offline: the tiers in the store were not checked against plans.models")
 	}
 	fmt.Fprintf(stderr, "configuration OK (store: %s)\n", app.StoreKind(cfg.Store))
 	return nil

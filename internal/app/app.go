@@ -27,6 +27,7 @@ import (
 	"github.com/tenantgate/tenantgate/internal/awscreds"
 	"github.com/tenantgate/tenantgate/internal/config"
 	"github.com/tenantgate/tenantgate/internal/jwtverify"
+	"github.com/tenantgate/tenantgate/internal/plan"
 	"github.com/tenantgate/tenantgate/internal/server"
 	"github.com/tenantgate/tenantgate/internal/store"
 	"github.com/tenantgate/tenantgate/internal/store/filestore"
@@ -70,16 +71,14 @@ type App struct {
 }
 
 // StoreKind names the store a configuration selects, without secrets:
-// postgres, tenants-file or embedded.
+// postgres, tenants-file or demo (config.Store.Kind), or "none" when it
+// selects none (New refuses such a configuration).
 func StoreKind(cfg config.Store) string {
-	switch {
-	case cfg.DatabaseURL != "":
-		return "postgres"
-	case cfg.TenantsFile != "":
-		return "tenants-file"
-	default:
-		return "embedded"
+	kind, err := cfg.Kind()
+	if err != nil {
+		return "none"
 	}
+	return kind
 }
 
 // New builds every component from cfg and binds both listeners. Call Run
@@ -113,11 +112,15 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 		}
 	}()
 
-	if StoreKind(c.Store) == "embedded" && c.Auth.APIKeys.Enabled == nil && c.Auth.APIKeys.Secret == "" {
+	kind, err := c.Store.Kind()
+	if err != nil {
+		return nil, fmt.Errorf("app: %w", err)
+	}
+	if kind == config.StoreDemo && c.Auth.APIKeys.Enabled == nil && c.Auth.APIKeys.Secret == "" {
 		// The embedded tenants are public demo data; accept their demo key
-		// so that `tenantgate serve` without a config answers something.
+		// so that `tenantgate serve --demo` without a config answers something.
 		c.Auth.APIKeys.Secret = filestore.DemoAPIKeyHMACSecret
-		log.Warn("no store configured: serving the embedded DEMO tenants and accepting their public demo API key")
+		log.Warn("--demo: serving the embedded DEMO tenants and accepting their public demo API key")
 	}
 
 	reg := opts.Registry
@@ -129,7 +132,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 	// The tenants-file watcher lives as long as the App, not the caller's ctx.
 	a.store, err = store.Open(a.bgCtx, c.Store, log.With("component", "store"), reg)
 	if err != nil {
-		return nil, fmt.Errorf("app: open %s store: %w", StoreKind(c.Store), err)
+		return nil, fmt.Errorf("app: open %s store: %w", kind, err)
 	}
 
 	verifier, err := jwtverify.New(a.bgCtx, c.Auth, jwtverify.Options{
@@ -183,12 +186,19 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 		Logger:       log.With("component", "awscreds"),
 		Registerer:   reg,
 	})
+	// ext_proc learns the tier from ext_authz's metadata and asks the same
+	// plans which x-amzn-bedrock-* headers that tier may send.
+	plans, err := plan.New(c.Plans)
+	if err != nil {
+		return nil, fmt.Errorf("app: %w", err)
+	}
 	proc, err := extproc.New(extproc.Options{
-		Config:       c.ExtProc,
-		StripHeaders: extraStrip(&c),
-		Platform:     awsCfg.Credentials,
-		Logger:       log.With("component", "extproc"),
-		Registerer:   reg,
+		Config:         c.ExtProc,
+		StripHeaders:   extraStrip(&c),
+		Platform:       awsCfg.Credentials,
+		Logger:         log.With("component", "extproc"),
+		Registerer:     reg,
+		BedrockHeaders: plans,
 	}, a.store, a.creds)
 	if err != nil {
 		return nil, fmt.Errorf("app: %w", err)
@@ -236,6 +246,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 	}
 	authz.Register(a.srv.GRPC())
 	proc.Register(a.srv.GRPC())
+	a.warnUnlistedTiers(ctx)
 	return a, nil
 }
 

@@ -3,6 +3,7 @@ package app
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -57,6 +58,10 @@ server:
   grpc_listen: 127.0.0.1:0
   http_listen: 127.0.0.1:0
   shutdown_grace: 5s
+store:
+  demo: true
+plans:
+  models: {free: ["*"], tier_125_800: ["*"], tier_200_1000: ["*"]}
 auth:
   issuers:
     - issuer: ` + testIssuer + `
@@ -251,7 +256,7 @@ func TestAppAnswersCheckWithEmbeddedTenants(t *testing.T) {
 		t.Fatalf("Run = %v", err)
 	}
 	logs := r.logs.String()
-	for _, want := range []string{`"msg":"tenantgate serving"`, `"store":"embedded"`, testIssuer, `"msg":"tenantgate stopped"`} {
+	for _, want := range []string{`"msg":"tenantgate serving"`, `"store":"demo"`, testIssuer, `"msg":"tenantgate stopped"`} {
 		if !strings.Contains(logs, want) {
 			t.Errorf("logs lack %q", want)
 		}
@@ -353,6 +358,21 @@ func TestNewFailsCleanly(t *testing.T) {
 	}
 }
 
+// New refuses a configuration without a database, a tenants file or an
+// explicit demo: it never falls back to the public demo tenants and key.
+func TestNewRefusesWithoutStore(t *testing.T) {
+	cfg := testConfig(t, "")
+	cfg.Store.Demo = false
+	a, err := New(context.Background(), cfg, Options{AWSConfig: staticAWS()})
+	if err == nil {
+		a.Close()
+		t.Fatal("New served without a store")
+	}
+	if !errors.Is(err, config.ErrNoStore) || !strings.Contains(err.Error(), "--demo") {
+		t.Fatalf("error %q does not say what to set", err)
+	}
+}
+
 func TestStoreKind(t *testing.T) {
 	tests := []struct {
 		cfg  config.Store
@@ -360,7 +380,9 @@ func TestStoreKind(t *testing.T) {
 	}{
 		{config.Store{DatabaseURL: "postgres://u:p@h/db"}, "postgres"},
 		{config.Store{TenantsFile: "/etc/t.yaml"}, "tenants-file"},
-		{config.Store{}, "embedded"},
+		{config.Store{Demo: true}, "demo"},
+		{config.Store{}, "none"},
+		{config.Store{Demo: true, TenantsFile: "/etc/t.yaml"}, "none"},
 	}
 	for _, tt := range tests {
 		if got := StoreKind(tt.cfg); got != tt.want {
@@ -461,4 +483,38 @@ func httpGetNoFail(url string) (int, string) {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
+}
+
+// A configuration whose plans leave tiers unlisted starts, but says at start
+// which accounts will be refused.
+func TestStartWarnsAboutUnlistedTiers(t *testing.T) {
+	tests := []struct {
+		name, plans string
+		want        []string
+		notWant     string
+	}{
+		{"no tier listed", "plans: {enterprise_tiers: []}\n", []string{"plans.models lists no tier", "unknown_tier"}, ""},
+		{"enterprise tier not listed", "plans: {enterprise_tiers: [tier_9], models: {free: ['*']}}\n", []string{`enterprise tier \"tier_9\"`}, "plans.models lists no tier"},
+		{"every tier listed", "plans: {enterprise_tiers: [tier_9], models: {free: ['*'], tier_9: ['*']}}\n", nil, "unknown_tier"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := testConfig(t, "")
+			p, err := config.Parse([]byte(tt.plans), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg.Plans = p.Plans
+			r := startApp(t, cfg)
+			logs := r.logs.String()
+			for _, w := range tt.want {
+				if !strings.Contains(logs, w) {
+					t.Errorf("start logs lack %q:\n%s", w, logs)
+				}
+			}
+			if tt.notWant != "" && strings.Contains(logs, tt.notWant) {
+				t.Errorf("start logs contain %q:\n%s", tt.notWant, logs)
+			}
+		})
+	}
 }

@@ -20,7 +20,7 @@ const RedactedValue = "REDACTED"
 
 // Redact returns a deep copy of cfg with every secret replaced by
 // RedactedValue: JWT secrets, the API key HMAC secret, service API keys,
-// JWKS request header values and the database password.
+// JWKS request header values and the database passwords.
 func Redact(cfg *config.Config) *config.Config {
 	c := *cfg
 	c.Auth.CredentialOrder = slices.Clone(cfg.Auth.CredentialOrder)
@@ -54,6 +54,7 @@ func Redact(cfg *config.Config) *config.Config {
 	c.Service.APIKeysEnv = maps.Clone(cfg.Service.APIKeysEnv)
 	c.Service.TrustedPrincipals = slices.Clone(cfg.Service.TrustedPrincipals)
 	c.Store.DatabaseURL = RedactURL(cfg.Store.DatabaseURL)
+	c.Store.ListenDatabaseURL = RedactURL(cfg.Store.ListenDatabaseURL)
 	c.Plans.EnterpriseTiers = slices.Clone(cfg.Plans.EnterpriseTiers)
 	c.Plans.DefaultModels = slices.Clone(cfg.Plans.DefaultModels)
 	if cfg.Plans.Models != nil {

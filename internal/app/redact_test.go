@@ -17,10 +17,12 @@ func TestEffectiveYAMLRedactsSecrets(t *testing.T) {
 		dbPassword = "db-pass-cccc"
 		anonKey    = "anon-key-dddd"
 		svcKey     = "service-key-eeeeeeeeeeeeeeeeeeeeeeeeeeeeeee"
+		listenPass = "listen-pass-ffff"
 	)
 	y := `
 store:
   database_url: postgres://tenantgate:` + dbPassword + `@db:5432/app?sslmode=require
+  listen_database_url: postgres://listener:` + listenPass + `@direct:5432/app
 auth:
   api_keys: {secret: ` + keySecret + `}
   issuers:
@@ -40,12 +42,12 @@ service:
 		t.Fatal(err)
 	}
 	s := string(out)
-	for _, secret := range []string{jwtSecret, keySecret, dbPassword, anonKey, svcKey} {
+	for _, secret := range []string{jwtSecret, keySecret, dbPassword, anonKey, svcKey, listenPass} {
 		if strings.Contains(s, secret) {
 			t.Errorf("effective config contains secret %q", secret[:6])
 		}
 	}
-	for _, want := range []string{"postgres://tenantgate:REDACTED@db:5432/app?sslmode=require", "apikey: REDACTED", "worker: REDACTED", "https://p.supabase.co/auth/v1"} {
+	for _, want := range []string{"postgres://tenantgate:REDACTED@db:5432/app?sslmode=require", "postgres://listener:REDACTED@direct:5432/app", "apikey: REDACTED", "worker: REDACTED", "https://p.supabase.co/auth/v1"} {
 		if !strings.Contains(s, want) {
 			t.Errorf("effective config lacks %q:\n%s", want, s)
 		}

@@ -25,6 +25,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/tenantgate/tenantgate/internal/config"
+	"github.com/tenantgate/tenantgate/internal/store/validate"
 	"github.com/tenantgate/tenantgate/internal/tenant"
 )
 
@@ -224,6 +225,12 @@ func (c *Cache) fetch(ctx context.Context, k cacheKey, route tenant.Route, regio
 }
 
 func (c *Cache) assume(ctx context.Context, route tenant.Route, region string) (aws.Credentials, error) {
+	// Never ask STS for a role without its ExternalId (confused deputy),
+	// whatever the store let through.
+	if err := validate.Route(route); err != nil {
+		c.log.ErrorContext(ctx, "routing row unusable; not calling sts", "account_id", route.AccountID, "error", err)
+		return aws.Credentials{}, fmt.Errorf("%w: account %s: routing row unusable: %w", ErrUnavailable, route.AccountID, err)
+	}
 	if c.sts == nil {
 		return aws.Credentials{}, fmt.Errorf("%w: account %s: no STS client", ErrUnavailable, route.AccountID)
 	}
@@ -239,10 +246,8 @@ func (c *Cache) assume(ctx context.Context, route tenant.Route, region string) (
 	in := &sts.AssumeRoleInput{
 		RoleArn:         aws.String(route.RoleARN),
 		RoleSessionName: aws.String(SessionName(c.cfg.SessionNamePrefix, route.AccountID)),
+		ExternalId:      aws.String(route.ExternalID),
 		Tags:            []ststypes.Tag{{Key: aws.String("account_id"), Value: aws.String(route.AccountID)}},
-	}
-	if route.ExternalID != "" {
-		in.ExternalId = aws.String(route.ExternalID)
 	}
 	if d := c.cfg.Duration.D(); d > 0 {
 		in.DurationSeconds = aws.Int32(int32(d / time.Second))

@@ -434,3 +434,36 @@ func TestWarm(t *testing.T) {
 		t.Fatal("warmed credentials not cached")
 	}
 }
+
+// TestNoSTSCallWithoutUsableRoute: a routing row without an ExternalId (or
+// otherwise malformed) never reaches STS, for a lookup or a warm-up.
+func TestNoSTSCallWithoutUsableRoute(t *testing.T) {
+	tests := []struct {
+		name string
+		edit func(*tenant.Route)
+	}{
+		{"no external id", func(r *tenant.Route) { r.ExternalID = "" }},
+		{"one-character external id", func(r *tenant.Route) { r.ExternalID = "x" }},
+		{"not a role arn", func(r *tenant.Route) { r.RoleARN = "arn:aws:iam::111122223333:user/alice" }},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+			f := newFakeSTS(c)
+			cache, _ := newCache(t, f, c)
+			r := route(20 + i)
+			tt.edit(&r)
+			_, err := cache.Credentials(context.Background(), r, "eu-west-1")
+			if !errors.Is(err, ErrUnavailable) {
+				t.Fatalf("err = %v, want ErrUnavailable", err)
+			}
+			cache.Warm(context.Background(), []tenant.Route{r}, "eu-west-1")
+			f.mu.Lock()
+			calls := len(f.calls)
+			f.mu.Unlock()
+			if calls != 0 {
+				t.Fatalf("STS called %d times for %+v", calls, r)
+			}
+		})
+	}
+}

@@ -83,6 +83,7 @@ func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(),
 // Environment variables read by Load.
 const (
 	EnvDatabaseURL       = "TENANTGATE_DATABASE_URL"
+	EnvListenDatabaseURL = "TENANTGATE_LISTEN_DATABASE_URL"
 	EnvAPIKeySecret      = "API_KEY_SECRET"
 	EnvSupabaseJWTSecret = "SUPABASE_JWT_SECRET"
 	EnvSupabaseAnonKey   = "SUPABASE_ANON_KEY"
@@ -127,6 +128,9 @@ func Parse(data []byte, getenv func(string) string) (*Config, error) {
 func (c *Config) applyEnv(getenv func(string) string) {
 	if v := getenv(EnvDatabaseURL); v != "" {
 		c.Store.DatabaseURL = v
+	}
+	if v := getenv(EnvListenDatabaseURL); v != "" {
+		c.Store.ListenDatabaseURL = v
 	}
 	if c.ExtProc.DefaultRegion == "" {
 		c.ExtProc.DefaultRegion = getenv("AWS_REGION")

@@ -25,9 +25,23 @@ const (
 	DefaultRegion     = "us-east-1"
 	// DemoModel is a model id with a ':' (travels as %3A, signed as %253A).
 	DemoModel = "anthropic.claude-3-haiku-20240307-v1:0"
+	// DeniedModel is a model the fake Bedrock refuses for every signer with
+	// AccessDeniedException naming the signer's ARN, as AWS does.
+	DeniedModel = "anthropic.claude-3-opus-20240229-v1:0"
 	// DemoInferenceProfile is an inference-profile ARN (its '/' travels as %2F).
 	DemoInferenceProfile = "arn:aws:bedrock:eu-west-1:111122223333:inference-profile/eu.anthropic.claude-3-haiku-20240307-v1:0"
 )
+
+// DemoModels returns the plans.models of the stack: every tier of the demo
+// tenants listed explicitly (tenantgate refuses unlisted tiers with 403
+// unknown_tier).
+func DemoModels() map[string][]string {
+	return map[string][]string{
+		"free":          {"*"},
+		"tier_125_800":  {"*"},
+		"tier_200_1000": {"*"},
+	}
+}
 
 // SeedSQL inserts the demo tenants into a database migrated with
 // `tenantgate migrate --dev`: the same accounts, memberships, tiers, API
@@ -53,6 +67,6 @@ INSERT INTO public.api_keys (key_id, public_key, secret_key_hash, account_id, ti
   ('c0000000-0000-4000-8000-000000000001', 'pk_demoAcmePublicKey000000000000000',
    '0276f6718bbc05ba14a22861009cfe7a8a53b9157f32e59daf2b6162d80f24da',
    'a0000000-0000-4000-8000-000000000001', 'Acme demo key', 'active');
-INSERT INTO public.enterprise_bedrock_routing (account_id, bedrock_role_arn, bedrock_external_id, region, enabled) VALUES
+INSERT INTO tenantgate.enterprise_bedrock_routing (account_id, bedrock_role_arn, bedrock_external_id, region, enabled) VALUES
   ('a0000000-0000-4000-8000-000000000001', 'arn:aws:iam::111122223333:role/AcmeBedrockAccess', 'acme-external-id-7f3c', 'eu-west-1', true);
 `

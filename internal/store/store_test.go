@@ -33,8 +33,23 @@ func storeConfig() config.Store {
 	}
 }
 
+// Without a database URL, a tenants file or Demo, Open refuses instead of
+// serving the public demo tenants.
+func TestOpenRefusesWithoutStore(t *testing.T) {
+	s, err := Open(context.Background(), storeConfig(), nil, nil)
+	if err == nil {
+		s.Close()
+		t.Fatal("Open served the embedded demo tenants without Demo")
+	}
+	if !errors.Is(err, config.ErrNoStore) {
+		t.Fatalf("err = %v, want config.ErrNoStore", err)
+	}
+}
+
 func TestOpenEmbeddedDemo(t *testing.T) {
-	s, err := Open(context.Background(), storeConfig(), nil, prometheus.NewRegistry())
+	cfg := storeConfig()
+	cfg.Demo = true
+	s, err := Open(context.Background(), cfg, nil, prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,7 +149,7 @@ INSERT INTO basejump.account_user (user_id, account_id, account_role) VALUES
 INSERT INTO public.credit_accounts (account_id, tier) VALUES ('` + acme + `', 'tier_200_1000');
 INSERT INTO public.api_keys (key_id, public_key, secret_key_hash, account_id) VALUES
   ('` + filestore.DemoAPIKeyID + `', '` + filestore.DemoAPIKeyPublic + `', '0276f6718bbc05ba14a22861009cfe7a8a53b9157f32e59daf2b6162d80f24da', '` + acme + `');
-INSERT INTO public.enterprise_bedrock_routing (account_id, bedrock_role_arn, bedrock_external_id, region) VALUES
+INSERT INTO tenantgate.enterprise_bedrock_routing (account_id, bedrock_role_arn, bedrock_external_id, region) VALUES
   ('` + acme + `', '` + filestore.DemoAcmeRoleARN + `', 'acme-external-id-7f3c', 'eu-west-1');
 `
 
@@ -196,13 +211,13 @@ func TestPostgresInvalidation(t *testing.T) {
 	}{
 		{"tier change", `UPDATE public.credit_accounts SET tier = 'free' WHERE account_id = '` + acme + `'`,
 			func() bool { p, err := s.Plan(ctx, acme); return err == nil && p.Tier == "free" }},
-		{"route disabled", `UPDATE public.enterprise_bedrock_routing SET enabled = false WHERE account_id = '` + acme + `'`,
+		{"route disabled", `UPDATE tenantgate.enterprise_bedrock_routing SET enabled = false WHERE account_id = '` + acme + `'`,
 			func() bool {
 				r, err := s.Route(ctx, acme)
 				rs, err2 := s.Routes(ctx)
 				return err == nil && !r.Enabled && err2 == nil && len(rs) == 0
 			}},
-		{"route deleted", `DELETE FROM public.enterprise_bedrock_routing WHERE account_id = '` + acme + `'`,
+		{"route deleted", `DELETE FROM tenantgate.enterprise_bedrock_routing WHERE account_id = '` + acme + `'`,
 			func() bool { _, err := s.Route(ctx, acme); return errors.Is(err, tenant.ErrNotFound) }},
 		{"member removed", `DELETE FROM basejump.account_user WHERE account_id = '` + acme + `' AND user_id = '` + bob + `'`,
 			func() bool { _, err := s.Membership(ctx, acme, bob); return errors.Is(err, tenant.ErrNotFound) }},

@@ -1,12 +1,15 @@
 // Package cache owns the in-process cache in front of a tenant store: one
 // bounded TTL table per lookup kind, single flight per key, a shorter TTL for
-// "not found", and invalidation by change events (Postgres NOTIFY or a
-// tenants file reload). It also records store query latency and errors.
+// "not found" (held apart from found entries, under a hash of the key),
+// a rate limit on store lookups of API keys not known to exist, and
+// invalidation by change events (Postgres NOTIFY or a tenants file reload).
+// It also records store query latency and errors.
 package cache
 
 import (
 	"container/list"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"sync"
@@ -16,6 +19,10 @@ import (
 
 	"github.com/tenantgate/tenantgate/internal/tenant"
 )
+
+// ErrLimited is answered, without querying the source, by an API key lookup
+// over the unknown-key rate limit (Options.KeyLookupRate).
+var ErrLimited = errors.New("store: too many lookups of unknown API keys")
 
 // Source is the store behind the cache: every lookup tenantgate makes. Any
 // error other than tenant.ErrNotFound from a lookup means the store is
@@ -53,8 +60,19 @@ type Options struct {
 	TTL time.Duration
 	// NegativeTTL of "not found" entries; zero or negative disables them.
 	NegativeTTL time.Duration
-	// MaxEntries bounds each lookup kind (default 10000).
+	// MaxEntries bounds the found entries of each lookup kind (default 10000).
 	MaxEntries int
+	// NegativeMaxEntries bounds the "not found" entries of each lookup kind
+	// (default MaxEntries). They are held apart from found entries, so a
+	// flood of unknown keys never evicts the keys that exist.
+	NegativeMaxEntries int
+	// KeyLookupRate limits source lookups of API keys not known to exist,
+	// per second; over it APIKeyByPublic answers ErrLimited without a query.
+	// Keys the source returned before (up to MaxEntries of them) are never
+	// limited. Zero or negative: no limit.
+	KeyLookupRate float64
+	// KeyLookupBurst is the number of such lookups allowed at once (min 1).
+	KeyLookupBurst int
 	// Metrics may be nil.
 	Metrics *Metrics
 	// Now is the clock (default time.Now).
@@ -107,6 +125,9 @@ func New(src Source, opts Options) *Cache {
 	if opts.MaxEntries <= 0 {
 		opts.MaxEntries = 10000
 	}
+	if opts.NegativeMaxEntries <= 0 {
+		opts.NegativeMaxEntries = opts.MaxEntries
+	}
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
@@ -116,6 +137,10 @@ func New(src Source, opts Options) *Cache {
 	c.member = newTable[tenant.Role]("membership", c)
 	c.plan = newTable[tenant.Plan]("plan", c)
 	c.apikey = newTable[tenant.APIKey]("api_key", c)
+	if opts.KeyLookupRate > 0 {
+		l := newKeyLimiter(opts.KeyLookupRate, opts.KeyLookupBurst, opts.MaxEntries, opts.Now)
+		c.apikey.admit, c.apikey.loaded = l.admit, l.loaded
+	}
 	c.route = newTable[tenant.Route]("route", c)
 	c.routes = newTable[[]tenant.Route]("routes", c)
 	return c
@@ -269,21 +294,38 @@ type entry[V any] struct {
 	expires  time.Time
 }
 
-// table is one bounded LRU of a lookup kind. gen changes on every
-// invalidation so that a load started before it is not stored after it.
+// table is one lookup kind: a bounded LRU of found entries by key and one
+// of "not found" entries by negKey(key). gen changes on every invalidation
+// so that a load started before it is not stored after it.
 type table[V any] struct {
 	kind string
 	c    *Cache
+	// admit, when set, is asked before each source load; its error is
+	// returned instead, without a query.
+	admit func(key string) error
+	// loaded, when set, is told the outcome of each source load.
+	loaded func(key string, err error)
 
-	mu    sync.Mutex
-	gen   uint64
-	items map[string]*list.Element
-	lru   *list.List
-	sf    singleflight.Group
+	mu     sync.Mutex
+	gen    uint64
+	items  map[string]*list.Element
+	lru    *list.List
+	neg    map[string]*list.Element
+	negLRU *list.List
+	sf     singleflight.Group
 }
 
 func newTable[V any](kind string, c *Cache) *table[V] {
-	return &table[V]{kind: kind, c: c, items: map[string]*list.Element{}, lru: list.New()}
+	return &table[V]{kind: kind, c: c,
+		items: map[string]*list.Element{}, lru: list.New(),
+		neg: map[string]*list.Element{}, negLRU: list.New()}
+}
+
+// negKey is the key of a "not found" entry: a hash, so that what callers
+// made up (random API keys) is not kept as given.
+func negKey(key string) string {
+	sum := sha256.Sum256([]byte(key))
+	return string(sum[:])
 }
 
 type result[V any] struct {
@@ -309,6 +351,18 @@ func (t *table[V]) get(ctx context.Context, key string, load func(context.Contex
 		t.lru.Remove(el)
 		delete(t.items, key)
 	}
+	nk := negKey(key)
+	if el, ok := t.neg[nk]; ok {
+		if now.Before(el.Value.(*entry[V]).expires) {
+			t.negLRU.MoveToFront(el)
+			t.mu.Unlock()
+			t.c.metrics.hit(t.kind)
+			var zero V
+			return zero, tenant.ErrNotFound
+		}
+		t.negLRU.Remove(el)
+		delete(t.neg, nk)
+	}
 	gen := t.gen
 	t.mu.Unlock()
 	t.c.metrics.miss(t.kind)
@@ -319,10 +373,20 @@ func (t *table[V]) get(ctx context.Context, key string, load func(context.Contex
 		// Detached from the first caller's cancellation so that one caller
 		// giving up does not fail the others; the source bounds its queries.
 		lctx := context.WithoutCancel(ctx)
+		if t.admit != nil {
+			if err := t.admit(key); err != nil {
+				t.c.metrics.limited(t.kind)
+				var zero V
+				return result[V]{val: zero, err: err}, nil
+			}
+		}
 		start := t.c.opts.Now()
 		v, err := load(lctx)
 		end := t.c.opts.Now()
 		t.c.metrics.observe(t.kind, start, end, err)
+		if t.loaded != nil {
+			t.loaded(key, err)
+		}
 		t.store(gen, key, v, err, end)
 		return result[V]{val: v, err: err}, nil
 	})
@@ -356,17 +420,29 @@ func (t *table[V]) store(gen uint64, key string, v V, err error, now time.Time) 
 	if t.gen != gen {
 		return
 	}
+	// An answer replaces the other kind's entry for the key, if any.
+	items, lru, max := t.items, t.lru, t.c.opts.MaxEntries
+	otherItems, otherLRU, otherKey := t.neg, t.negLRU, negKey(key)
+	if notFound {
+		items, lru, max = t.neg, t.negLRU, t.c.opts.NegativeMaxEntries
+		otherItems, otherLRU, otherKey = t.items, t.lru, key
+		key = negKey(key)
+	}
+	if el, ok := otherItems[otherKey]; ok {
+		otherLRU.Remove(el)
+		delete(otherItems, otherKey)
+	}
 	e := &entry[V]{key: key, val: v, notFound: notFound, expires: now.Add(ttl)}
-	if el, ok := t.items[key]; ok {
+	if el, ok := items[key]; ok {
 		el.Value = e
-		t.lru.MoveToFront(el)
+		lru.MoveToFront(el)
 		return
 	}
-	t.items[key] = t.lru.PushFront(e)
-	for t.lru.Len() > t.c.opts.MaxEntries {
-		old := t.lru.Back()
-		t.lru.Remove(old)
-		delete(t.items, old.Value.(*entry[V]).key)
+	items[key] = lru.PushFront(e)
+	for lru.Len() > max {
+		old := lru.Back()
+		lru.Remove(old)
+		delete(items, old.Value.(*entry[V]).key)
 	}
 }
 
@@ -378,8 +454,14 @@ func (t *table[V]) remove(key string) {
 		t.lru.Remove(el)
 		delete(t.items, key)
 	}
+	if el, ok := t.neg[negKey(key)]; ok {
+		t.negLRU.Remove(el)
+		delete(t.neg, negKey(key))
+	}
 }
 
+// removeWhere drops the found entries match selects, and every "not found"
+// entry (their keys are hashes and they have no value to match).
 func (t *table[V]) removeWhere(match func(key string, v V) bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -390,6 +472,8 @@ func (t *table[V]) removeWhere(match func(key string, v V) bool) {
 			delete(t.items, k)
 		}
 	}
+	t.neg = map[string]*list.Element{}
+	t.negLRU.Init()
 }
 
 func (t *table[V]) flush() {
@@ -398,10 +482,13 @@ func (t *table[V]) flush() {
 	t.gen++
 	t.items = map[string]*list.Element{}
 	t.lru.Init()
+	t.neg = map[string]*list.Element{}
+	t.negLRU.Init()
 }
 
+// len is the number of found and "not found" entries.
 func (t *table[V]) len() int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return len(t.items)
+	return len(t.items) + len(t.neg)
 }

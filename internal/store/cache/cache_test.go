@@ -20,6 +20,7 @@ type fakeSource struct {
 	calls    map[string]int
 	accounts map[string]tenant.Account
 	tiers    map[string]string
+	keys     map[string]tenant.APIKey // API keys besides pk_1
 	fail     error
 	gate     chan struct{}
 	closed   atomic.Bool
@@ -107,6 +108,11 @@ func (f *fakeSource) APIKeyByPublic(_ context.Context, pk string) (tenant.APIKey
 	}
 	if pk == "pk_1" {
 		return tenant.APIKey{KeyID: "k1", PublicKey: pk, AccountID: "a2", Status: tenant.KeyActive}, nil
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if k, ok := f.keys[pk]; ok {
+		return k, nil
 	}
 	return tenant.APIKey{}, tenant.ErrNotFound
 }

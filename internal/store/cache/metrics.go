@@ -13,11 +13,12 @@ import (
 
 // Metrics are the cache and store collectors. A nil *Metrics records nothing.
 type Metrics struct {
-	hits          *prometheus.CounterVec
-	misses        *prometheus.CounterVec
-	invalidations *prometheus.CounterVec
-	queryDuration *prometheus.HistogramVec
-	queryErrors   *prometheus.CounterVec
+	hits           *prometheus.CounterVec
+	misses         *prometheus.CounterVec
+	invalidations  *prometheus.CounterVec
+	queryDuration  *prometheus.HistogramVec
+	queryErrors    *prometheus.CounterVec
+	limitedLookups *prometheus.CounterVec
 }
 
 // NewMetrics creates the collectors and registers them on reg (which may be
@@ -45,6 +46,10 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Namespace: "tenantgate", Subsystem: "store", Name: "query_errors_total",
 			Help: "Store queries that failed (not counting not-found), by lookup kind.",
 		}, []string{"kind"}),
+		limitedLookups: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "tenantgate", Subsystem: "store", Name: "lookups_limited_total",
+			Help: "Store lookups refused without a query by the unknown-key rate limit, by lookup kind.",
+		}, []string{"kind"}),
 	}
 	if reg == nil {
 		return m, nil
@@ -63,6 +68,9 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		return nil, err
 	}
 	if m.queryErrors, err = register(reg, m.queryErrors); err != nil {
+		return nil, err
+	}
+	if m.limitedLookups, err = register(reg, m.limitedLookups); err != nil {
 		return nil, err
 	}
 	return m, nil
@@ -85,6 +93,12 @@ func (m *Metrics) hit(kind string) {
 func (m *Metrics) miss(kind string) {
 	if m != nil {
 		m.misses.WithLabelValues(kind).Inc()
+	}
+}
+
+func (m *Metrics) limited(kind string) {
+	if m != nil {
+		m.limitedLookups.WithLabelValues(kind).Inc()
 	}
 }
 

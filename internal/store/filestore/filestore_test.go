@@ -8,6 +8,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -193,15 +194,25 @@ func TestParseValidation(t *testing.T) {
     primary_owner: 44444444-4444-4444-8444-444444444444
     members: [{user: 44444444-4444-4444-8444-444444444444, role: member}]
 `, "must have role owner"},
+		{"route without external id", `accounts:
+  - id: b0000000-0000-4000-8000-000000000001
+    primary_owner: 44444444-4444-4444-8444-444444444444
+    route: {role_arn: "arn:aws:iam::111122223333:role/R", region: eu-west-1}
+`, "accounts[0] (b0000000-0000-4000-8000-000000000001).route: external_id is required"},
+		{"disabled route without external id", `accounts:
+  - id: b0000000-0000-4000-8000-000000000001
+    primary_owner: 44444444-4444-4444-8444-444444444444
+    route: {role_arn: "arn:aws:iam::111122223333:role/R", enabled: false}
+`, "external_id is required"},
 		{"bad arn", `accounts:
   - id: b0000000-0000-4000-8000-000000000001
     primary_owner: 44444444-4444-4444-8444-444444444444
-    route: {role_arn: "arn:aws:iam::1234:user/x"}
+    route: {role_arn: "arn:aws:iam::1234:user/x", external_id: ext-1}
 `, "accounts[0] (b0000000-0000-4000-8000-000000000001).route: role_arn"},
 		{"bad region", `accounts:
   - id: b0000000-0000-4000-8000-000000000001
     primary_owner: 44444444-4444-4444-8444-444444444444
-    route: {role_arn: "arn:aws:iam::111122223333:role/R", region: Mars}
+    route: {role_arn: "arn:aws:iam::111122223333:role/R", external_id: ext-1, region: Mars}
 `, `region "Mars"`},
 		{"bad external id", `accounts:
   - id: b0000000-0000-4000-8000-000000000001
@@ -272,7 +283,7 @@ func TestParseDefaults(t *testing.T) {
   - id: B0000000-0000-4000-8000-00000000000A
     primary_owner: 44444444-4444-4444-8444-444444444444
     balance: 12.5
-    route: {role_arn: "arn:aws:iam::111122223333:role/R"}
+    route: {role_arn: "arn:aws:iam::111122223333:role/R", external_id: ext-1}
     api_keys: [{key_id: c0000000-0000-4000-8000-000000000001, public_key: pk_`+strings.Repeat("a", 32)+`, secret_key_hash: `+strings.Repeat("ab", 32)+`, expires_at: 2030-01-02T03:04:05Z}]
 `), time.Unix(100, 0))
 	if err != nil {
@@ -397,9 +408,40 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 		for _, r := range snap.routes {
-			if !validate.RoleARN(r.RoleARN) {
-				t.Fatalf("invalid route indexed: %+v", r)
+			if err := validate.Route(r); err != nil {
+				t.Fatalf("invalid route indexed: %+v: %v", r, err)
 			}
 		}
 	})
+}
+
+func TestTiers(t *testing.T) {
+	ctx := context.Background()
+	demo, err := Load(DefaultTenants)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := demo.Tiers(ctx)
+	if err != nil {
+		t.Fatalf("Tiers: %v", err)
+	}
+	if want := []string{"free", "tier_125_800", "tier_200_1000"}; !slices.Equal(got, want) {
+		t.Errorf("demo Tiers = %q, want %q", got, want)
+	}
+	s, err := Load([]byte(`accounts:
+  - {id: a0000000-0000-4000-8000-000000000001, personal: true, primary_owner: 11111111-1111-4111-8111-111111111111, tier: gold}
+  - {id: a0000000-0000-4000-8000-000000000002, personal: true, primary_owner: 22222222-2222-4222-8222-222222222222}
+  - {id: a0000000-0000-4000-8000-000000000003, personal: true, primary_owner: 33333333-3333-4333-8333-333333333333, tier: gold}
+  - {id: a0000000-0000-4000-8000-000000000004, personal: true, primary_owner: 44444444-4444-4444-8444-444444444444, trial_status: active}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err = s.Tiers(ctx)
+	if err != nil {
+		t.Fatalf("Tiers: %v", err)
+	}
+	if want := []string{"gold", tenant.NoTier}; !slices.Equal(got, want) {
+		t.Errorf("Tiers = %q, want %q", got, want)
+	}
 }

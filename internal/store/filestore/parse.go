@@ -42,7 +42,8 @@ type FileMember struct {
 	Role string `yaml:"role"`
 }
 
-// FileRoute is an enterprise_bedrock_routing row. Enabled defaults to true.
+// FileRoute is an enterprise_bedrock_routing row. ExternalID is required;
+// Enabled defaults to true.
 type FileRoute struct {
 	RoleARN    string `yaml:"role_arn"`
 	ExternalID string `yaml:"external_id"`
@@ -210,21 +211,15 @@ func (f *File) index(loadedAt time.Time) (*snapshot, error) {
 			s.plans[id] = p
 		}
 		if r := a.Route; r != nil {
-			rw := where + ".route"
-			if !validate.RoleARN(r.RoleARN) {
-				bad(rw, "role_arn %q is not an IAM role ARN (arn:aws:iam::<12 digits>:role/<name>)", r.RoleARN)
-			}
-			if r.ExternalID != "" && !validate.ExternalID(r.ExternalID) {
-				bad(rw, "external_id must be 2-1224 characters of letters, digits and +=,.@:/_-")
-			}
-			if r.Region != "" && !validate.Region(r.Region) {
-				bad(rw, "region %q is not an AWS region", r.Region)
-			}
 			enabled := true
 			if r.Enabled != nil {
 				enabled = *r.Enabled
 			}
-			s.routes[id] = tenant.Route{AccountID: id, RoleARN: r.RoleARN, ExternalID: r.ExternalID, Region: r.Region, Enabled: enabled, UpdatedAt: loadedAt}
+			route := tenant.Route{AccountID: id, RoleARN: r.RoleARN, ExternalID: r.ExternalID, Region: r.Region, Enabled: enabled, UpdatedAt: loadedAt}
+			if err := validate.Route(route); err != nil {
+				bad(where+".route", "%v", err)
+			}
+			s.routes[id] = route
 		}
 		for j, k := range a.APIKeys {
 			kw := fmt.Sprintf("%s.api_keys[%d]", where, j)

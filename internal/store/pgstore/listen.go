@@ -64,7 +64,10 @@ type ListenerOptions struct {
 	OnReset func()
 	// OnListening, if set, is called each time LISTEN becomes active.
 	OnListening func()
-	Logger      *slog.Logger
+	// OnDisconnected, if set, is called each time a connection attempt
+	// fails or an active connection is lost (LISTEN not active), and on Close.
+	OnDisconnected func()
+	Logger         *slog.Logger
 	// MinBackoff and MaxBackoff bound reconnection delays (100ms, 10s).
 	MinBackoff, MaxBackoff time.Duration
 	// HealthInterval is how often an idle connection is pinged (30s).
@@ -126,6 +129,9 @@ func (l *Listener) run(ctx context.Context, cfg *pgx.ConnConfig, opts ListenerOp
 	backoff := opts.MinBackoff
 	for {
 		err := l.session(ctx, cfg, opts, func() { backoff = opts.MinBackoff })
+		if opts.OnDisconnected != nil {
+			opts.OnDisconnected()
+		}
 		if ctx.Err() != nil {
 			return
 		}
@@ -159,10 +165,10 @@ func (l *Listener) session(ctx context.Context, cfg *pgx.ConnConfig, opts Listen
 	connected()
 	// Anything cached before LISTEN became active may be stale.
 	opts.OnReset()
-	l.readyOnce.Do(func() { close(l.ready) })
 	if opts.OnListening != nil {
 		opts.OnListening()
 	}
+	l.readyOnce.Do(func() { close(l.ready) })
 	opts.Logger.InfoContext(ctx, "store invalidation listener active", "channel", Channel)
 	for {
 		wctx, cancel := context.WithTimeout(ctx, opts.HealthInterval)

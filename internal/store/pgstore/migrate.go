@@ -20,7 +20,7 @@ const migrationLock int64 = 0x74656e616e7467 // "tenantg"
 // Migrate applies the embedded migrations: the dev set first when
 // withDevSchema, then the core set. Each migration runs in its own
 // transaction holding an advisory lock and is recorded in
-// public.tenantgate_schema_migrations; a recorded migration whose text is
+// tenantgate.schema_migrations; a recorded migration whose text is
 // unchanged is skipped, a changed one is re-applied (all are idempotent).
 func Migrate(ctx context.Context, databaseURL string, withDevSchema bool, logger *slog.Logger) error {
 	if logger == nil {
@@ -41,6 +41,9 @@ func Migrate(ctx context.Context, databaseURL string, withDevSchema bool, logger
 		set = append(set, migrations.Dev()...)
 	}
 	set = append(set, migrations.Core()...)
+	if err := prepareTracking(ctx, conn); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
 	for _, m := range set {
 		applied, err := apply(ctx, conn, m)
 		if err != nil {
@@ -66,14 +69,8 @@ func apply(ctx context.Context, conn *pgx.Conn, m migrations.Migration) (bool, e
 	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", migrationLock); err != nil {
 		return false, fmt.Errorf("advisory lock: %w", err)
 	}
-	if _, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS public.tenantgate_schema_migrations (
-		name text PRIMARY KEY,
-		checksum text NOT NULL,
-		applied_at timestamptz NOT NULL DEFAULT now())`); err != nil {
-		return false, fmt.Errorf("tracking table: %w", err)
-	}
 	var have string
-	err = tx.QueryRow(ctx, "SELECT checksum FROM public.tenantgate_schema_migrations WHERE name = $1", m.Name).Scan(&have)
+	err = tx.QueryRow(ctx, "SELECT checksum FROM tenantgate.schema_migrations WHERE name = $1", m.Name).Scan(&have)
 	switch {
 	case err == nil && have == checksum:
 		return false, tx.Commit(ctx)
@@ -83,7 +80,7 @@ func apply(ctx context.Context, conn *pgx.Conn, m migrations.Migration) (bool, e
 	if _, err := tx.Exec(ctx, m.SQL); err != nil {
 		return false, err
 	}
-	if _, err := tx.Exec(ctx, `INSERT INTO public.tenantgate_schema_migrations (name, checksum) VALUES ($1, $2)
+	if _, err := tx.Exec(ctx, `INSERT INTO tenantgate.schema_migrations (name, checksum) VALUES ($1, $2)
 		ON CONFLICT (name) DO UPDATE SET checksum = EXCLUDED.checksum, applied_at = now()`, m.Name, checksum); err != nil {
 		return false, fmt.Errorf("record: %w", err)
 	}
@@ -91,6 +88,49 @@ func apply(ctx context.Context, conn *pgx.Conn, m migrations.Migration) (bool, e
 		return false, fmt.Errorf("commit: %w", err)
 	}
 	return true, nil
+}
+
+// trackingSQL creates the bookkeeping table in schema tenantgate and moves
+// the records of earlier releases' public.tenantgate_schema_migrations,
+// which Supabase's Data API would serve. Migration core/0003 revokes every
+// right on the schema from PUBLIC and the API roles.
+const trackingSQL = `
+CREATE SCHEMA IF NOT EXISTS tenantgate;
+REVOKE ALL ON SCHEMA tenantgate FROM PUBLIC;
+CREATE TABLE IF NOT EXISTS tenantgate.schema_migrations (
+    name text PRIMARY KEY,
+    checksum text NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now()
+);
+DO $$
+BEGIN
+    IF to_regclass('public.tenantgate_schema_migrations') IS NOT NULL THEN
+        INSERT INTO tenantgate.schema_migrations (name, checksum, applied_at)
+        SELECT name, checksum, applied_at FROM public.tenantgate_schema_migrations
+        ON CONFLICT (name) DO NOTHING;
+        DROP TABLE public.tenantgate_schema_migrations;
+    END IF;
+END
+$$;`
+
+// prepareTracking runs trackingSQL in a transaction holding the migration
+// lock.
+func prepareTracking(ctx context.Context, conn *pgx.Conn) error {
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", migrationLock); err != nil {
+		return fmt.Errorf("advisory lock: %w", err)
+	}
+	if _, err := tx.Exec(ctx, trackingSQL); err != nil {
+		return fmt.Errorf("tracking table: %w", err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("tracking table: commit: %w", err)
+	}
+	return nil
 }
 
 // withHint appends a PostgreSQL error's HINT, which carries the remedy for

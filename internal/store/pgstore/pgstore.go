@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -209,8 +210,7 @@ func (s *Store) TouchAPIKeys(ctx context.Context, keyIDs []string, at time.Time)
 	return nil
 }
 
-const routeColumns = `account_id::text, bedrock_role_arn, coalesce(bedrock_external_id, ''), coalesce(region, ''),
-	enabled, coalesce(updated_at, created_at, 'epoch'::timestamptz)`
+const routeColumns = `account_id::text, bedrock_role_arn, bedrock_external_id, coalesce(region, ''), enabled, updated_at`
 
 func scanRoute(row pgx.Row) (tenant.Route, error) {
 	var r tenant.Route
@@ -225,7 +225,7 @@ func (s *Store) Route(ctx context.Context, accountID string) (tenant.Route, erro
 	}
 	ctx, cancel := s.queryCtx(ctx)
 	defer cancel()
-	r, err := scanRoute(s.pool.QueryRow(ctx, `SELECT `+routeColumns+` FROM public.enterprise_bedrock_routing WHERE account_id = $1::uuid`, accountID))
+	r, err := scanRoute(s.pool.QueryRow(ctx, `SELECT `+routeColumns+` FROM tenantgate.enterprise_bedrock_routing WHERE account_id = $1::uuid`, accountID))
 	if err != nil {
 		return tenant.Route{}, notFound("route", err)
 	}
@@ -236,7 +236,7 @@ func (s *Store) Route(ctx context.Context, accountID string) (tenant.Route, erro
 func (s *Store) Routes(ctx context.Context) ([]tenant.Route, error) {
 	ctx, cancel := s.queryCtx(ctx)
 	defer cancel()
-	rows, err := s.pool.Query(ctx, `SELECT `+routeColumns+` FROM public.enterprise_bedrock_routing WHERE enabled ORDER BY account_id`)
+	rows, err := s.pool.Query(ctx, `SELECT `+routeColumns+` FROM tenantgate.enterprise_bedrock_routing WHERE enabled ORDER BY account_id`)
 	if err != nil {
 		return nil, fmt.Errorf("pgstore: routes: %w", err)
 	}
@@ -244,5 +244,27 @@ func (s *Store) Routes(ctx context.Context) ([]tenant.Route, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pgstore: routes: %w", err)
 	}
+	return out, nil
+}
+
+// Tiers returns every distinct plan tier in public.credit_accounts, sorted,
+// with tenant.NoTier for empty tiers and for accounts without a row. It is
+// for operator checks (check-config), not for requests.
+func (s *Store) Tiers(ctx context.Context) ([]string, error) {
+	ctx, cancel := s.queryCtx(ctx)
+	defer cancel()
+	rows, err := s.pool.Query(ctx, `SELECT DISTINCT coalesce(nullif(tier::text, ''), $1) FROM public.credit_accounts
+		UNION
+		SELECT $1 WHERE EXISTS (SELECT 1 FROM basejump.accounts a
+			WHERE NOT EXISTS (SELECT 1 FROM public.credit_accounts c WHERE c.account_id = a.id))
+		ORDER BY 1`, tenant.NoTier)
+	if err != nil {
+		return nil, fmt.Errorf("pgstore: tiers: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("pgstore: tiers: %w", err)
+	}
+	slices.Sort(out) // independent of the database's collation
 	return out, nil
 }

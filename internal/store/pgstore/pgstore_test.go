@@ -12,6 +12,7 @@ import (
 
 	"github.com/tenantgate/tenantgate/internal/tenant"
 	"github.com/tenantgate/tenantgate/internal/testpg"
+	"github.com/tenantgate/tenantgate/migrations"
 )
 
 const (
@@ -52,7 +53,7 @@ INSERT INTO public.credit_accounts (account_id, tier, trial_status, balance) VAL
 INSERT INTO public.api_keys (key_id, public_key, secret_key_hash, account_id, title, status, expires_at) VALUES
   ('` + keyID + `', '` + pk + `', '` + hash + `', '` + acme + `', 'Acme demo key', 'active', NULL),
   ('` + revKeyID + `', '` + pkRev + `', '` + hash + `', '` + acme + `', NULL, 'revoked', '2030-01-02T03:04:05Z');
-INSERT INTO public.enterprise_bedrock_routing (account_id, bedrock_role_arn, bedrock_external_id, region) VALUES
+INSERT INTO tenantgate.enterprise_bedrock_routing (account_id, bedrock_role_arn, bedrock_external_id, region) VALUES
   ('` + acme + `', '` + roleARN + `', 'acme-external-id-7f3c', 'eu-west-1');
 `
 
@@ -119,7 +120,7 @@ func TestMigrate(t *testing.T) {
 	}
 	// The SQL itself is idempotent: forget the bookkeeping and apply again,
 	// as on a database where the objects already exist.
-	exec(t, url, `DELETE FROM public.tenantgate_schema_migrations`)
+	exec(t, url, `DELETE FROM tenantgate.schema_migrations`)
 	if err := Migrate(ctx, url, true, nil); err != nil {
 		t.Fatalf("re-apply: %v", err)
 	}
@@ -129,11 +130,11 @@ func TestMigrate(t *testing.T) {
 	}
 	defer conn.Close(ctx)
 	var n int
-	if err := conn.QueryRow(ctx, `SELECT count(*) FROM public.tenantgate_schema_migrations`).Scan(&n); err != nil {
+	if err := conn.QueryRow(ctx, `SELECT count(*) FROM tenantgate.schema_migrations`).Scan(&n); err != nil {
 		t.Fatal(err)
 	}
-	if n != 3 {
-		t.Errorf("%d recorded migrations, want 3", n)
+	if want := len(migrations.Dev()) + len(migrations.Core()); n != want {
+		t.Errorf("%d recorded migrations, want %d", n, want)
 	}
 	// Core alone now succeeds, basejump being present.
 	if err := Migrate(ctx, url, false, nil); err != nil {
@@ -145,12 +146,15 @@ func TestMigrate(t *testing.T) {
 		name, sql string
 		ok        bool
 	}{
-		{"valid route", `INSERT INTO public.enterprise_bedrock_routing (account_id, bedrock_role_arn, region) VALUES ('` + acme + `', '` + roleARN + `', 'us-east-1')`, true},
-		{"bad arn", `UPDATE public.enterprise_bedrock_routing SET bedrock_role_arn = 'arn:aws:iam::1:user/x'`, false},
-		{"bad region", `UPDATE public.enterprise_bedrock_routing SET region = 'Mars'`, false},
-		{"bad external id", `UPDATE public.enterprise_bedrock_routing SET bedrock_external_id = 'has space'`, false},
-		{"null region", `UPDATE public.enterprise_bedrock_routing SET region = NULL`, true},
-		{"unknown account", `INSERT INTO public.enterprise_bedrock_routing (account_id, bedrock_role_arn) VALUES ('` + nobody + `', '` + roleARN + `')`, false},
+		{"no external id", `INSERT INTO tenantgate.enterprise_bedrock_routing (account_id, bedrock_role_arn, region) VALUES ('` + acme + `', '` + roleARN + `', 'us-east-1')`, false},
+		{"valid route", `INSERT INTO tenantgate.enterprise_bedrock_routing (account_id, bedrock_role_arn, bedrock_external_id, region) VALUES ('` + acme + `', '` + roleARN + `', 'acme-ext', 'us-east-1')`, true},
+		{"external id removed", `UPDATE tenantgate.enterprise_bedrock_routing SET bedrock_external_id = NULL`, false},
+		{"external id empty", `UPDATE tenantgate.enterprise_bedrock_routing SET bedrock_external_id = ''`, false},
+		{"bad arn", `UPDATE tenantgate.enterprise_bedrock_routing SET bedrock_role_arn = 'arn:aws:iam::1:user/x'`, false},
+		{"bad region", `UPDATE tenantgate.enterprise_bedrock_routing SET region = 'Mars'`, false},
+		{"bad external id", `UPDATE tenantgate.enterprise_bedrock_routing SET bedrock_external_id = 'has space'`, false},
+		{"null region", `UPDATE tenantgate.enterprise_bedrock_routing SET region = NULL`, true},
+		{"unknown account", `INSERT INTO tenantgate.enterprise_bedrock_routing (account_id, bedrock_role_arn, bedrock_external_id) VALUES ('` + nobody + `', '` + roleARN + `', 'acme-ext')`, false},
 		{"bad key status", `INSERT INTO public.api_keys (public_key, secret_key_hash, status) VALUES ('pk_x', 'h', 'paused')`, false},
 	}
 	for _, c := range checks {
@@ -160,11 +164,11 @@ func TestMigrate(t *testing.T) {
 		}
 	}
 	var before, after time.Time
-	if err := conn.QueryRow(ctx, `SELECT updated_at FROM public.enterprise_bedrock_routing`).Scan(&before); err != nil {
+	if err := conn.QueryRow(ctx, `SELECT updated_at FROM tenantgate.enterprise_bedrock_routing`).Scan(&before); err != nil {
 		t.Fatal(err)
 	}
-	exec(t, url, `UPDATE public.enterprise_bedrock_routing SET enabled = false`)
-	if err := conn.QueryRow(ctx, `SELECT updated_at FROM public.enterprise_bedrock_routing`).Scan(&after); err != nil {
+	exec(t, url, `UPDATE tenantgate.enterprise_bedrock_routing SET enabled = false`)
+	if err := conn.QueryRow(ctx, `SELECT updated_at FROM tenantgate.enterprise_bedrock_routing`).Scan(&after); err != nil {
 		t.Fatal(err)
 	}
 	if !after.After(before) {
@@ -172,7 +176,7 @@ func TestMigrate(t *testing.T) {
 	}
 	// Deleting the account cascades to its route.
 	exec(t, url, `DELETE FROM basejump.accounts WHERE id = '`+acme+`'`)
-	if err := conn.QueryRow(ctx, `SELECT count(*) FROM public.enterprise_bedrock_routing`).Scan(&n); err != nil || n != 0 {
+	if err := conn.QueryRow(ctx, `SELECT count(*) FROM tenantgate.enterprise_bedrock_routing`).Scan(&n); err != nil || n != 0 {
 		t.Errorf("route rows after account delete: %d %v", n, err)
 	}
 }
@@ -267,7 +271,7 @@ func TestLookups(t *testing.T) {
 		if err != nil || len(rs) != 1 || rs[0].AccountID != acme {
 			t.Errorf("Routes = %+v %v", rs, err)
 		}
-		exec(t, url, `UPDATE public.enterprise_bedrock_routing SET enabled = false`)
+		exec(t, url, `UPDATE tenantgate.enterprise_bedrock_routing SET enabled = false`)
 		r, err = s.Route(ctx, acme)
 		if err != nil || r.Enabled {
 			t.Errorf("disabled route = %+v %v", r, err)
@@ -275,7 +279,7 @@ func TestLookups(t *testing.T) {
 		if rs, err := s.Routes(ctx); err != nil || len(rs) != 0 {
 			t.Errorf("Routes with the only route disabled = %+v %v", rs, err)
 		}
-		exec(t, url, `UPDATE public.enterprise_bedrock_routing SET enabled = true`)
+		exec(t, url, `UPDATE tenantgate.enterprise_bedrock_routing SET enabled = true`)
 	})
 	if err := s.Ping(ctx); err != nil {
 		t.Errorf("Ping: %v", err)
@@ -435,7 +439,7 @@ func TestListener(t *testing.T) {
 		want Event
 	}{
 		{`UPDATE public.credit_accounts SET tier = 'free' WHERE account_id = '` + acme + `'`, Event{Table: "credit_accounts", AccountID: acme}},
-		{`UPDATE public.enterprise_bedrock_routing SET enabled = false WHERE account_id = '` + acme + `'`, Event{Table: "enterprise_bedrock_routing", AccountID: acme}},
+		{`UPDATE tenantgate.enterprise_bedrock_routing SET enabled = false WHERE account_id = '` + acme + `'`, Event{Table: "enterprise_bedrock_routing", AccountID: acme}},
 		{`DELETE FROM basejump.account_user WHERE account_id = '` + acme + `' AND user_id = '` + bob + `'`, Event{Table: "account_user", AccountID: acme, UserID: bob}},
 		{`UPDATE basejump.accounts SET name = 'Acme Inc' WHERE id = '` + acme + `'`, Event{Table: "accounts", AccountID: acme, UserID: alice}},
 		{`UPDATE public.api_keys SET status = 'revoked' WHERE key_id = '` + keyID + `'`, Event{Table: "api_keys", AccountID: acme, PublicKey: pk}},
@@ -519,4 +523,40 @@ func FuzzParsePayload(f *testing.F) {
 			t.Fatalf("malformed account id kept: %q", ev.AccountID)
 		}
 	})
+}
+
+func TestTiers(t *testing.T) {
+	url := newDB(t)
+	s := openStore(t, url)
+	ctx := context.Background()
+	// bob's personal account has no credit_accounts row: it counts as "none".
+	got, err := s.Tiers(ctx)
+	if err != nil {
+		t.Fatalf("Tiers: %v", err)
+	}
+	want := []string{"free", tenant.NoTier, "tier_125_800", "tier_200_1000"}
+	if strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Errorf("Tiers = %q, want %q", got, want)
+	}
+
+	// Every account has a row; an empty tier is "none" too, and a tier is
+	// listed once however many accounts have it.
+	exec(t, url, `INSERT INTO public.credit_accounts (account_id, tier) VALUES ($1::uuid, 'free')`, bobAcc)
+	got, err = s.Tiers(ctx)
+	if err != nil {
+		t.Fatalf("Tiers: %v", err)
+	}
+	want = []string{"free", "tier_125_800", "tier_200_1000"}
+	if strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Errorf("Tiers with every account planned = %q, want %q", got, want)
+	}
+	exec(t, url, `UPDATE public.credit_accounts SET tier = '' WHERE account_id = $1::uuid`, bobAcc)
+	got, err = s.Tiers(ctx)
+	if err != nil {
+		t.Fatalf("Tiers: %v", err)
+	}
+	want = []string{"free", tenant.NoTier, "tier_125_800", "tier_200_1000"}
+	if strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Errorf("Tiers with an empty tier = %q, want %q", got, want)
+	}
 }

@@ -5,9 +5,13 @@
 package validate
 
 import (
+	"errors"
+	"fmt"
 	"regexp"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/tenantgate/tenantgate/internal/tenant"
 )
 
 var (
@@ -38,6 +42,28 @@ func RoleARN(s string) bool { return roleARNRe.MatchString(s) }
 // ExternalID reports whether s is a valid STS ExternalId.
 func ExternalID(s string) bool {
 	return len(s) >= 2 && len(s) <= 1224 && externalIDRe.MatchString(s)
+}
+
+// Route returns why a routing row cannot be used to assume the tenant's
+// role, or nil. It requires an IAM role ARN, an ExternalId (AWS's
+// confused-deputy guidance: a tenant's role trusts the platform only with its
+// own sts:ExternalId, so tenantgate never assumes a role without one) and, when
+// set, a region. Enabled or not, the same rules apply. Errors name the role
+// ARN and region but never the ExternalId.
+func Route(r tenant.Route) error {
+	if !RoleARN(r.RoleARN) {
+		return fmt.Errorf("role_arn %q is not an IAM role ARN (arn:aws:iam::<12 digits>:role/<name>)", r.RoleARN)
+	}
+	if r.ExternalID == "" {
+		return errors.New("external_id is required (the tenant's role must require it as sts:ExternalId)")
+	}
+	if !ExternalID(r.ExternalID) {
+		return errors.New("external_id must be 2-1224 characters of letters, digits and +=,.@:/_-")
+	}
+	if r.Region != "" && !Region(r.Region) {
+		return fmt.Errorf("region %q is not an AWS region", r.Region)
+	}
+	return nil
 }
 
 // Region reports whether s looks like an AWS region name.

@@ -3,6 +3,8 @@ package validate
 import (
 	"strings"
 	"testing"
+
+	"github.com/tenantgate/tenantgate/internal/tenant"
 )
 
 func TestValidators(t *testing.T) {
@@ -74,5 +76,45 @@ func TestLookupText(t *testing.T) {
 		if got := LookupText(tt.in, 256); got != tt.want {
 			t.Errorf("LookupText(%q) = %v, want %v", tt.in, got, tt.want)
 		}
+	}
+}
+
+func TestRoute(t *testing.T) {
+	ok := tenant.Route{AccountID: "a0000000-0000-4000-8000-000000000001", RoleARN: "arn:aws:iam::111122223333:role/AcmeBedrockAccess",
+		ExternalID: "acme-external-id-7f3c", Region: "eu-west-1", Enabled: true}
+	tests := []struct {
+		name   string
+		edit   func(*tenant.Route)
+		errHas string // empty: valid
+	}{
+		{"valid", func(*tenant.Route) {}, ""},
+		{"default region", func(r *tenant.Route) { r.Region = "" }, ""},
+		{"disabled is still checked", func(r *tenant.Route) { r.Enabled = false; r.ExternalID = "" }, "external_id is required"},
+		{"no external id", func(r *tenant.Route) { r.ExternalID = "" }, "external_id is required"},
+		{"external id too short", func(r *tenant.Route) { r.ExternalID = "Q" }, "external_id must be"},
+		{"external id with space", func(r *tenant.Route) { r.ExternalID = "acme secret" }, "external_id must be"},
+		{"external id too long", func(r *tenant.Route) { r.ExternalID = strings.Repeat("a", 1225) }, "external_id must be"},
+		{"no role", func(r *tenant.Route) { r.RoleARN = "" }, "role_arn"},
+		{"user arn", func(r *tenant.Route) { r.RoleARN = "arn:aws:iam::111122223333:user/alice" }, "role_arn"},
+		{"bad region", func(r *tenant.Route) { r.Region = "Mars" }, `region "Mars"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := ok
+			tt.edit(&r)
+			err := Route(r)
+			if tt.errHas == "" {
+				if err != nil {
+					t.Fatalf("Route(%+v) = %v, want nil", r, err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.errHas) {
+				t.Fatalf("Route(%+v) = %v, want an error containing %q", r, err, tt.errHas)
+			}
+			if r.ExternalID != "" && strings.Contains(err.Error(), r.ExternalID) {
+				t.Fatalf("error %q repeats the external id", err)
+			}
+		})
 	}
 }
