@@ -74,13 +74,15 @@ func newReject(status int, code, message string) *reject {
 	return &reject{status: status, code: code, message: message, outcome: code}
 }
 
-// processingMode is the filter's configured mode with buffered request body.
+// bufferedMode is the filter's configured mode with buffered request body.
+// Request trailers are sent too: a request with trailers must reach
+// tenantgate (to be refused) instead of going on unsigned.
 var bufferedMode = &filterv3.ProcessingMode{
 	RequestHeaderMode:   filterv3.ProcessingMode_SEND,
 	ResponseHeaderMode:  filterv3.ProcessingMode_SKIP,
 	RequestBodyMode:     filterv3.ProcessingMode_BUFFERED,
 	ResponseBodyMode:    filterv3.ProcessingMode_NONE,
-	RequestTrailerMode:  filterv3.ProcessingMode_SKIP,
+	RequestTrailerMode:  filterv3.ProcessingMode_SEND,
 	ResponseTrailerMode: filterv3.ProcessingMode_SKIP,
 }
 
@@ -91,7 +93,7 @@ func (s *Server) handle(ctx context.Context, st *streamState, req *extprocv3.Pro
 	case *extprocv3.ProcessingRequest_RequestBody:
 		return s.onBody(ctx, st, r.RequestBody)
 	case *extprocv3.ProcessingRequest_RequestTrailers:
-		return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_RequestTrailers{RequestTrailers: &extprocv3.TrailersResponse{}}}
+		return s.onTrailers(ctx, st)
 	case *extprocv3.ProcessingRequest_ResponseHeaders:
 		return s.onResponseHeaders(st, r.ResponseHeaders)
 	case *extprocv3.ProcessingRequest_ResponseBody:
@@ -180,10 +182,15 @@ func (s *Server) onBody(ctx context.Context, st *streamState, b *extprocv3.HttpB
 		st.done, st.pending = true, nil
 		return s.immediate(ctx, newReject(413, "body_too_large", fmt.Sprintf("request body exceeds %d bytes", s.cfg.MaxBodyBytes)), p.choice.kind, p.choice.region)
 	}
-	p.body = append(p.body, b.GetBody()...)
 	if !b.GetEndOfStream() {
-		return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_RequestBody{RequestBody: &extprocv3.BodyResponse{}}}
+		// In BUFFERED mode (the only body mode tenantgate asks for) Envoy
+		// sends the body without end_of_stream only when request trailers
+		// follow. A CONTINUE here would let the request leave unsigned if
+		// the trailers are not sent to tenantgate, so it is refused now.
+		st.done, st.pending = true, nil
+		return s.immediate(ctx, errTrailers(), p.choice.kind, p.choice.region)
 	}
+	p.body = append(p.body, b.GetBody()...)
 	st.pending = nil
 	mut, rej := s.sign(ctx, p, sigv4sign.PayloadHash(p.body))
 	if rej != nil {
@@ -194,6 +201,23 @@ func (s *Server) onBody(ctx context.Context, st *streamState, b *extprocv3.HttpB
 	return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_RequestBody{
 		RequestBody: &extprocv3.BodyResponse{Response: signedResponse(mut)},
 	}}
+}
+
+// onTrailers refuses every request that carries trailers. Bedrock runtime
+// requests have none, SigV4 does not cover them, and a TrailersResponse
+// cannot set the request headers a signature needs: whether a body came
+// first or not, nothing is signed and the request ends here.
+func (s *Server) onTrailers(ctx context.Context, st *streamState) *extprocv3.ProcessingResponse {
+	kind, region := kindNone, ""
+	if p := st.pending; p != nil {
+		kind, region = p.choice.kind, p.choice.region
+	}
+	st.done, st.pending = true, nil
+	return s.immediate(ctx, errTrailers(), kind, region)
+}
+
+func errTrailers() *reject {
+	return newReject(400, "trailers_not_supported", "requests with trailers are not supported")
 }
 
 func (s *Server) identity(req *extprocv3.ProcessingRequest, get func(string) string) (identity.Identity, error) {
