@@ -252,9 +252,16 @@ func (s *Server) choose(ctx context.Context, id identity.Identity) (choice, *rej
 		return choice{kind: KindTenant, account: id.AccountID}, newReject(503, "unavailable", "tenant routing is temporarily unavailable")
 	}
 	if !route.Enabled || route.RoleARN == "" {
-		if s.cfg.EnterpriseWithoutRoute == config.NoRouteDeny {
+		if s.cfg.EnterpriseWithoutRoute != config.NoRoutePlatform {
 			return choice{kind: kindNone, account: id.AccountID}, newReject(403, "no_tenant_route", "no enabled Bedrock routing for this account")
 		}
+		reason := "no_route"
+		if route.RoleARN != "" {
+			reason = "route_disabled"
+		}
+		s.fallbacks.WithLabelValues(reason).Inc()
+		s.log.WarnContext(ctx, "enterprise tenant signed with platform credentials (extproc.enterprise_without_route: platform)",
+			slog.String("account_id", id.AccountID), slog.String("reason", reason))
 		return platform()
 	}
 	region := route.Region

@@ -68,8 +68,9 @@ type Server struct {
 	log      *slog.Logger
 	now      func() time.Time
 
-	requests *prometheus.CounterVec
-	signing  *prometheus.HistogramVec
+	requests  *prometheus.CounterVec
+	signing   *prometheus.HistogramVec
+	fallbacks *prometheus.CounterVec
 
 	bedrockHeaders BedrockHeaderPolicy
 	headerDrops    *prometheus.CounterVec
@@ -117,6 +118,10 @@ func New(opts Options, routes RouteStore, creds TenantCredentials) (*Server, err
 			Help:    "Time to choose credentials and sign a request, by identity kind.",
 			Buckets: []float64{.0005, .001, .005, .01, .05, .1, .25, .5, 1, 2.5, 5, 10},
 		}, []string{"kind"}),
+		fallbacks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tenantgate_extproc_platform_fallbacks_total",
+			Help: "Enterprise tenants' requests signed with the platform's credentials because the tenant has no enabled route (extproc.enterprise_without_route: platform), by reason (no_route, route_disabled).",
+		}, []string{"reason"}),
 	}
 	s.bedrockHeaders = opts.BedrockHeaders
 	if s.bedrockHeaders == nil {
@@ -140,8 +145,10 @@ func New(opts Options, routes RouteStore, creds TenantCredentials) (*Server, err
 		if err := opts.Registerer.Register(s.requests); err != nil {
 			return nil, fmt.Errorf("extproc: register metrics: %w", err)
 		}
-		if err := opts.Registerer.Register(s.signing); err != nil {
-			return nil, fmt.Errorf("extproc: register metrics: %w", err)
+		for _, c := range []prometheus.Collector{s.signing, s.fallbacks} {
+			if err := opts.Registerer.Register(c); err != nil {
+				return nil, fmt.Errorf("extproc: register metrics: %w", err)
+			}
 		}
 		if err := opts.Registerer.Register(s.errorBodies); err != nil {
 			return nil, fmt.Errorf("extproc: register metrics: %w", err)

@@ -59,7 +59,7 @@ func TestDefaults(t *testing.T) {
 			{"default_region", c.ExtProc.DefaultRegion, "us-east-1"},
 			{"endpoint_template", c.ExtProc.EndpointTemplate, "bedrock-runtime.{region}.amazonaws.com"},
 			{"signing_name", c.ExtProc.SigningName, "bedrock"},
-			{"enterprise_without_route", c.ExtProc.EnterpriseWithoutRoute, NoRoutePlatform},
+			{"enterprise_without_route", c.ExtProc.EnterpriseWithoutRoute, NoRouteDeny},
 			{"max_body_bytes", c.ExtProc.MaxBodyBytes, int64(10 << 20)},
 			{"keep_identity_headers", c.ExtProc.KeepIdentityHeaders, false},
 			{"assume_role.duration", c.ExtProc.AssumeRole.Duration.D(), time.Hour},

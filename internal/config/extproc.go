@@ -34,7 +34,10 @@ type ExtProc struct {
 	EndpointTemplate string `yaml:"endpoint_template"`
 	// SigningName is the SigV4 service name (default bedrock).
 	SigningName string `yaml:"signing_name"`
-	// EnterpriseWithoutRoute is "platform" (default) or "deny".
+	// EnterpriseWithoutRoute is "deny" (default: an enterprise tenant
+	// without an enabled routing row gets 403 no_tenant_route) or
+	// "platform" (sign with the platform's credentials; every fallback is
+	// logged and counted in tenantgate_extproc_platform_fallbacks_total).
 	EnterpriseWithoutRoute string `yaml:"enterprise_without_route"`
 	// MaxBodyBytes limits a signed request body (default 10 MiB); larger → 413.
 	MaxBodyBytes int64 `yaml:"max_body_bytes"`
@@ -71,7 +74,7 @@ func (e *ExtProc) applyDefaults() {
 		e.SigningName = "bedrock"
 	}
 	if e.EnterpriseWithoutRoute == "" {
-		e.EnterpriseWithoutRoute = NoRoutePlatform
+		e.EnterpriseWithoutRoute = NoRouteDeny
 	}
 	if e.MaxBodyBytes == 0 {
 		e.MaxBodyBytes = 10 << 20
