@@ -44,6 +44,7 @@ type pending struct {
 	path    string
 	headers map[string][]string
 	op      bedrockpath.Request
+	tier    string
 	choice  choice
 	body    []byte
 	start   time.Time
@@ -141,6 +142,9 @@ func (s *Server) onHeaders(ctx context.Context, st *streamState, req *extprocv3.
 			return fail(newReject(413, "body_too_large", fmt.Sprintf("request body exceeds %d bytes", s.cfg.MaxBodyBytes)), kindNone, "")
 		}
 	}
+	if op.Op.Async() && s.cfg.AsyncInvoke == config.AsyncInvokeDeny {
+		return fail(errAsync(), kindNone, "")
+	}
 	unlisted, rej := s.screenBedrockHeaders(ctx, id.Tier, hdrs)
 	if rej != nil {
 		return fail(rej, kindNone, "")
@@ -149,7 +153,15 @@ func (s *Server) onHeaders(ctx context.Context, st *streamState, req *extprocv3.
 	if rej != nil {
 		return fail(rej, ch.kind, ch.region)
 	}
-	p := &pending{method: method, path: path, headers: hdrs, op: op, choice: ch, start: start, unlisted: unlisted}
+	if op.Op.Async() && s.cfg.AsyncInvoke != config.AsyncInvokeAllow && ch.kind != KindTenant {
+		// On the shared platform identity, async jobs of every tenant
+		// would be listed, read and started under one account.
+		return fail(errAsync(), ch.kind, ch.region)
+	}
+	p := &pending{method: method, path: path, headers: hdrs, op: op, tier: id.Tier, choice: ch, start: start, unlisted: unlisted}
+	if op.Op == bedrockpath.StartAsyncInvoke && h.GetEndOfStream() {
+		return fail(newReject(400, "bad_request", "StartAsyncInvoke needs a JSON body naming modelId"), ch.kind, ch.region)
+	}
 	if h.GetEndOfStream() {
 		mut, rej := s.sign(ctx, p, sigv4sign.EmptyPayloadHash)
 		if rej != nil {
@@ -192,6 +204,10 @@ func (s *Server) onBody(ctx context.Context, st *streamState, b *extprocv3.HttpB
 	}
 	p.body = append(p.body, b.GetBody()...)
 	st.pending = nil
+	if rej := s.checkBodyModel(p); rej != nil {
+		st.done = true
+		return s.immediate(ctx, rej, p.choice.kind, p.choice.region)
+	}
 	mut, rej := s.sign(ctx, p, sigv4sign.PayloadHash(p.body))
 	if rej != nil {
 		st.done = true
@@ -201,6 +217,32 @@ func (s *Server) onBody(ctx context.Context, st *streamState, b *extprocv3.HttpB
 	return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_RequestBody{
 		RequestBody: &extprocv3.BodyResponse{Response: signedResponse(mut)},
 	}}
+}
+
+// checkBodyModel applies the tier's model rules to a model named in the
+// body: StartAsyncInvoke carries its modelId there, out of ext_authz's
+// sight (which checks the path's model against the same plan rules).
+func (s *Server) checkBodyModel(p *pending) *reject {
+	if p.op.Op != bedrockpath.StartAsyncInvoke {
+		return nil
+	}
+	model, err := bedrockpath.AsyncInvokeModelID(p.body)
+	if err != nil {
+		return newReject(400, "bad_request", "StartAsyncInvoke body must be a JSON object with one string modelId")
+	}
+	p.op.ModelID = model
+	tier := p.tier
+	if tier == "" {
+		tier = tenant.NoTier
+	}
+	if !s.models.ModelAllowed(tier, model) {
+		return newReject(403, "model_not_allowed", "the account's plan does not include this model")
+	}
+	return nil
+}
+
+func errAsync() *reject {
+	return newReject(403, "async_invoke_not_allowed", "async invocation is not allowed for this account")
 }
 
 // onTrailers refuses every request that carries trailers. Bedrock runtime

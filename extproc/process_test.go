@@ -136,7 +136,9 @@ func TestRejections(t *testing.T) {
 }
 
 func TestSignsWithoutBody(t *testing.T) {
-	s := newTestServer(t, testExtProcConfig(), defaultRoutes(), &fakeCreds{})
+	cfg := testExtProcConfig()
+	cfg.AsyncInvoke = config.AsyncInvokeAllow // platform-signed async listing
+	s := newTestServer(t, cfg, defaultRoutes(), &fakeCreds{})
 	hs := clientHeaders("GET", "/async-invoke?maxResults=5&statusEquals=InProgress")
 	resp := s.handle(context.Background(), &streamState{}, headersMsg(proID, true, hs...))
 	hr := resp.GetRequestHeaders()
@@ -239,6 +241,7 @@ func TestKeepIdentityHeaders(t *testing.T) {
 	for _, keep := range []bool{false, true} {
 		cfg := testExtProcConfig()
 		cfg.KeepIdentityHeaders = keep
+		cfg.AsyncInvoke = config.AsyncInvokeAllow
 		s := newTestServer(t, cfg, defaultRoutes(), &fakeCreds{})
 		hs := clientHeaders("GET", "/async-invoke/abc")
 		resp := s.handle(context.Background(), &streamState{}, headersMsg(proID, true, hs...))
