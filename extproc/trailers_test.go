@@ -8,15 +8,14 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	filterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
-	"golang.org/x/net/http2"
-	"golang.org/x/net/http2/hpack"
+
+	"github.com/tenantgate/tenantgate/internal/stack"
 )
 
 // h2cClient speaks HTTP/2 with prior knowledge over cleartext, as a client
@@ -28,10 +27,10 @@ func h2cClient() *http.Client {
 }
 
 // sendWithTrailers sends one HTTP/2 request with request trailers through
-// Envoy, frame by frame: HEADERS, DATA (unless body is nil) and a trailing
-// HEADERS frame that ends the stream. The request names the upstream
-// Bedrock host as its :authority, as an attacker would, so that an unsigned
-// request would be routed upstream. It returns the response status and body.
+// Envoy: HEADERS, DATA (unless body is nil) and a trailing HEADERS frame
+// that ends the stream. The request names the upstream Bedrock host as its
+// :authority, as an attacker would, so that an unsigned request would be
+// routed upstream. It returns the response status and body.
 func sendWithTrailers(t *testing.T, listen int, tenantName, path string, body []byte) (int, []byte) {
 	t.Helper()
 	conn, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", listen), 5*time.Second)
@@ -39,82 +38,18 @@ func sendWithTrailers(t *testing.T, listen int, tenantName, path string, body []
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(30 * time.Second))
-	if _, err := io.WriteString(conn, http2.ClientPreface); err != nil {
-		t.Fatal(err)
+	status, rb, err := stack.H2Do(conn, stack.H2Request{
+		Headers: [][2]string{
+			{":method", "POST"}, {":scheme", "http"}, {":path", path}, {":authority", "bedrock-runtime.us-east-1.amazonaws.com"},
+			{"authorization", "Bearer user-jwt-token"}, {"content-type", "application/json"}, {"x-test-tenant", tenantName},
+		},
+		Body:     body,
+		Trailers: [][2]string{{"x-checksum", "abc"}},
+	}, 30*time.Second)
+	if err != nil {
+		t.Fatalf("%v (status %d, body %s)", err, status, rb)
 	}
-	fr := http2.NewFramer(conn, conn)
-	if err := fr.WriteSettings(); err != nil {
-		t.Fatal(err)
-	}
-	block := func(fields ...string) []byte {
-		var buf bytes.Buffer
-		enc := hpack.NewEncoder(&buf)
-		for i := 0; i+1 < len(fields); i += 2 {
-			if err := enc.WriteField(hpack.HeaderField{Name: fields[i], Value: fields[i+1]}); err != nil {
-				t.Fatal(err)
-			}
-		}
-		return buf.Bytes()
-	}
-	const stream = 1
-	if err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: stream, EndHeaders: true, BlockFragment: block(
-		":method", "POST", ":scheme", "http", ":path", path, ":authority", "bedrock-runtime.us-east-1.amazonaws.com",
-		"authorization", "Bearer user-jwt-token", "content-type", "application/json", "x-test-tenant", tenantName,
-	)}); err != nil {
-		t.Fatal(err)
-	}
-	if body != nil {
-		if err := fr.WriteData(stream, false, body); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: stream, EndHeaders: true, EndStream: true,
-		BlockFragment: block("x-checksum", "abc")}); err != nil {
-		t.Fatal(err)
-	}
-	status, out := 0, []byte(nil)
-	dec := hpack.NewDecoder(4096, func(f hpack.HeaderField) {
-		if f.Name == ":status" {
-			status, _ = strconv.Atoi(f.Value)
-		}
-	})
-	for {
-		f, err := fr.ReadFrame()
-		if err != nil {
-			t.Fatalf("read frame: %v (status %d, body %s)", err, status, out)
-		}
-		switch f := f.(type) {
-		case *http2.SettingsFrame:
-			if !f.IsAck() {
-				if err := fr.WriteSettingsAck(); err != nil {
-					t.Fatal(err)
-				}
-			}
-		case *http2.HeadersFrame:
-			if f.StreamID == stream {
-				if _, err := dec.Write(f.HeaderBlockFragment()); err != nil {
-					t.Fatal(err)
-				}
-				if f.StreamEnded() {
-					return status, out
-				}
-			}
-		case *http2.DataFrame:
-			if f.StreamID == stream {
-				out = append(out, f.Data()...)
-				if f.StreamEnded() {
-					return status, out
-				}
-			}
-		case *http2.RSTStreamFrame:
-			if f.StreamID == stream {
-				return status, out
-			}
-		case *http2.GoAwayFrame:
-			return status, out
-		}
-	}
+	return status, rb
 }
 
 // TestEnvoyRequestTrailers: an HTTP/2 request with trailers makes Envoy
