@@ -434,6 +434,7 @@ func runSuite(t *testing.T, st *stack.Stack) {
 		})
 	})
 
+	t.Run("SignOrRefuse", func(t *testing.T) { runSignOrRefuse(t, st, alice, bob) })
 	t.Run("Python", func(t *testing.T) { runPython(t, st, alice, bob) })
 
 	t.Run("NoCredentialsInLogs", func(t *testing.T) {

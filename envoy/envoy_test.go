@@ -183,6 +183,7 @@ func TestShippedBootstrapSettings(t *testing.T) {
 			get(t, ep, "message_timeout") != "10s" ||
 			get(t, pm, "request_header_mode") != "SEND" || get(t, pm, "request_body_mode") != "NONE" ||
 			get(t, pm, "response_header_mode") != "SKIP" || get(t, pm, "response_body_mode") != "NONE" ||
+			get(t, pm, "request_trailer_mode") != "SEND" ||
 			get(t, ep, "mutation_rules", "allow_all_routing") != true || get(t, ep, "mutation_rules", "disallow_is_error") != true {
 			t.Errorf("ext_proc settings: %v", ep)
 		}

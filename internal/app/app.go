@@ -187,7 +187,8 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 		Registerer:   reg,
 	})
 	// ext_proc learns the tier from ext_authz's metadata and asks the same
-	// plans which x-amzn-bedrock-* headers that tier may send.
+	// plans which x-amzn-bedrock-* headers that tier may send, and whether
+	// it may use a model named in the body (StartAsyncInvoke).
 	plans, err := plan.New(c.Plans)
 	if err != nil {
 		return nil, fmt.Errorf("app: %w", err)
@@ -199,6 +200,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 		Logger:         log.With("component", "extproc"),
 		Registerer:     reg,
 		BedrockHeaders: plans,
+		Models:         plans,
 	}, a.store, a.creds)
 	if err != nil {
 		return nil, fmt.Errorf("app: %w", err)

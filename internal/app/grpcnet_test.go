@@ -35,7 +35,7 @@ func askForSignature(t *testing.T, conn *grpc.ClientConn) (*extprocv3.Processing
 	id := identity.Identity{AccountID: filestore.DemoAliceAccountID, UserID: filestore.DemoAliceUserID, Tier: "free", Role: "owner", Principal: identity.PrincipalUser, Credential: "jwt"}
 	err = stream.Send(&extprocv3.ProcessingRequest{
 		Request: &extprocv3.ProcessingRequest_RequestHeaders{RequestHeaders: &extprocv3.HttpHeaders{
-			Headers:     headerMap(map[string]string{":method": "GET", ":path": "/async-invoke?maxResults=5", ":authority": "bedrock.gateway.example"}),
+			Headers:     headerMap(map[string]string{":method": "POST", ":path": "/model/amazon.nova-lite-v1%3A0/converse", ":authority": "bedrock.gateway.example"}),
 			EndOfStream: true,
 		}},
 		MetadataContext: metadataFor(id),
