@@ -52,9 +52,12 @@ func (c controlCaller) expectDenied(t *testing.T, err error, status int, code st
 // the runtime client's cross-region model ids with extproc.geography:
 // rewrite.
 func TestControlPlaneAndGeography(t *testing.T) {
-	st := startStack(t, stack.Options{Models: freeModels, Geography: config.GeographyRewrite})
+	// The free tier: anthropic.* and application inference profile ARNs.
+	cpModels := stack.DemoModels()
+	cpModels["free"] = []string{"anthropic.*", "arn:aws:bedrock:*:*:application-inference-profile/*"}
+	st := startStack(t, stack.Options{Models: cpModels, Geography: config.GeographyRewrite})
 	ctx := context.Background()
-	alice, bob, carol := token(t, st, stack.AliceUserID), token(t, st, stack.BobUserID), token(t, st, stack.CarolUserID)
+	alice, bob := token(t, st, stack.AliceUserID), token(t, st, stack.BobUserID)
 	acme := map[string]string{"x-account-id": stack.AcmeAccountID}
 	const platformAccount = "999988887777"
 
@@ -87,16 +90,13 @@ func TestControlPlaneAndGeography(t *testing.T) {
 		c := newControlCaller(t, st, bob, nil)
 		_, err := c.ListInferenceProfiles(ctx, &awsbedrock.ListInferenceProfilesInput{TypeEquals: bdtypes.InferenceProfileTypeApplication})
 		c.expectDenied(t, err, 403, "application_profile_denied")
-		// Bob's free plan (anthropic.*) refuses the ARN before ext_proc sees it.
+		// The plan allows application profile ARNs (cpModels); ext_proc
+		// refuses them on the platform identity.
 		_, err = c.GetInferenceProfile(ctx, &awsbedrock.GetInferenceProfileInput{InferenceProfileIdentifier: aws.String(bedrock.ApplicationProfileARN("us-east-1", platformAccount))})
+		c.expectDenied(t, err, 403, "application_profile_denied")
+		// A bare application profile id is outside the plan's globs.
+		_, err = c.GetInferenceProfile(ctx, &awsbedrock.GetInferenceProfileInput{InferenceProfileIdentifier: aws.String(bedrock.ApplicationProfileID(platformAccount))})
 		c.expectDenied(t, err, 403, "model_not_allowed")
-		// Carol: enterprise tier (every model) without a route, so signed by
-		// the platform.
-		cc := newControlCaller(t, st, carol, nil)
-		_, err = cc.GetInferenceProfile(ctx, &awsbedrock.GetInferenceProfileInput{InferenceProfileIdentifier: aws.String(bedrock.ApplicationProfileARN("us-east-1", platformAccount))})
-		cc.expectDenied(t, err, 403, "application_profile_denied")
-		_, err = cc.GetInferenceProfile(ctx, &awsbedrock.GetInferenceProfileInput{InferenceProfileIdentifier: aws.String(bedrock.ApplicationProfileID(platformAccount))})
-		cc.expectDenied(t, err, 403, "application_profile_denied")
 		if recs := newRecords(st, n); len(recs) != 0 {
 			t.Errorf("denied calls left Envoy: %+v", recs)
 		}

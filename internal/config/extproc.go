@@ -27,6 +27,14 @@ const (
 	GeographyRewrite = "rewrite"
 )
 
+// Policies for the async-invoke operations (StartAsyncInvoke,
+// ListAsyncInvokes, GetAsyncInvoke).
+const (
+	AsyncInvokeDeny       = "deny"
+	AsyncInvokeTenantOnly = "tenant_only"
+	AsyncInvokeAllow      = "allow"
+)
+
 // ExtProc configures the Bedrock re-signing processor.
 type ExtProc struct {
 	// TenantSource is "metadata" (default: ext_authz dynamic metadata
@@ -46,8 +54,19 @@ type ExtProc struct {
 	ControlEndpointTemplate string `yaml:"control_endpoint_template"`
 	// SigningName is the SigV4 service name (default bedrock).
 	SigningName string `yaml:"signing_name"`
-	// EnterpriseWithoutRoute is "platform" (default) or "deny".
+	// EnterpriseWithoutRoute is "deny" (default: an enterprise tenant
+	// without an enabled routing row gets 403 no_tenant_route) or
+	// "platform" (sign with the platform's credentials; every fallback is
+	// logged and counted in tenantgate_extproc_platform_fallbacks_total).
 	EnterpriseWithoutRoute string `yaml:"enterprise_without_route"`
+	// AsyncInvoke governs the async-invoke operations: "tenant_only"
+	// (default: only for requests signed with the tenant's own role; on the
+	// shared platform identity they would list, read and start jobs across
+	// tenants, so platform-signed ones get 403 async_invoke_not_allowed),
+	// "deny" (always 403) or "allow". Where allowed, StartAsyncInvoke's body
+	// modelId must be a model the tier's plan allows (else 403
+	// model_not_allowed).
+	AsyncInvoke string `yaml:"async_invoke"`
 	// MaxBodyBytes limits a signed request body (default 10 MiB); larger → 413.
 	MaxBodyBytes int64 `yaml:"max_body_bytes"`
 	// KeepIdentityHeaders forwards the x-account-* identity headers upstream.
@@ -94,7 +113,10 @@ func (e *ExtProc) applyDefaults() {
 		e.SigningName = "bedrock"
 	}
 	if e.EnterpriseWithoutRoute == "" {
-		e.EnterpriseWithoutRoute = NoRoutePlatform
+		e.EnterpriseWithoutRoute = NoRouteDeny
+	}
+	if e.AsyncInvoke == "" {
+		e.AsyncInvoke = AsyncInvokeTenantOnly
 	}
 	if e.MaxBodyBytes == 0 {
 		e.MaxBodyBytes = 10 << 20
@@ -160,6 +182,11 @@ func (e *ExtProc) validate() []error {
 	}
 	if e.PlatformAccountID != "" && !accountIDRe.MatchString(e.PlatformAccountID) {
 		errs = append(errs, fmt.Errorf("extproc.platform_account_id: %q is not a 12-digit AWS account id", e.PlatformAccountID))
+	}
+	switch e.AsyncInvoke {
+	case AsyncInvokeDeny, AsyncInvokeTenantOnly, AsyncInvokeAllow:
+	default:
+		errs = append(errs, fmt.Errorf("extproc.async_invoke: %q is not deny, tenant_only or allow", e.AsyncInvoke))
 	}
 	if e.DefaultRegion != "" && !ValidRegion(e.DefaultRegion) {
 		errs = append(errs, fmt.Errorf("extproc.default_region: %q is not a region", e.DefaultRegion))
