@@ -4,9 +4,11 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tenantgate/tenantgate/internal/config"
 	"github.com/tenantgate/tenantgate/internal/identity"
+	"github.com/tenantgate/tenantgate/internal/plan"
 )
 
 // TestModelPlacement: the model id's geography prefix and ARN region and
@@ -94,6 +96,62 @@ func TestModelPlacement(t *testing.T) {
 			}
 			if _, err := verifySigV4(out, "POST", want, nil, "bedrock"); err != nil {
 				t.Fatalf("signature over %s: %v", want, err)
+			}
+		})
+	}
+}
+
+// TestAsyncBodyModelPlacement: StartAsyncInvoke's modelId (in the body) is
+// held to the same geography and ARN rules; it is signed as sent, so a
+// foreign geography is refused even in rewrite mode.
+func TestAsyncBodyModelPlacement(t *testing.T) {
+	body := func(model string) string {
+		return `{"modelId":"` + model + `","modelInput":{},"outputDataConfig":{"s3OutputDataConfig":{"s3Uri":"s3://b/o"}}}`
+	}
+	cases := []struct {
+		name, mode, model, wantCode string
+	}{
+		{"own geography", config.GeographyReject, "eu.amazon.nova-reel-v1:0", ""},
+		{"global", config.GeographyReject, "global.amazon.nova-reel-v1:0", ""},
+		{"plain id", config.GeographyReject, "amazon.nova-reel-v1:0", ""},
+		{"foreign geography rejected", config.GeographyReject, "us.amazon.nova-reel-v1:0", "geography_mismatch"},
+		{"foreign geography not rewritten in the body", config.GeographyRewrite, "us.amazon.nova-reel-v1:0", "geography_mismatch"},
+		{"arn of another region", config.GeographyRewrite, "arn:aws:bedrock:us-east-1::foundation-model/amazon.nova-reel-v1:0", "model_arn_mismatch"},
+		{"arn of another account", config.GeographyReject, "arn:aws:bedrock:eu-west-1:222222222222:application-inference-profile/x", "model_arn_mismatch"},
+		{"arn of own account", config.GeographyReject, "arn:aws:bedrock:eu-west-1:111111111111:application-inference-profile/x", ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := testExtProcConfig()
+			cfg.Geography = tc.mode
+			every, err := plan.New(config.Plans{EnterpriseTiers: []string{"enterprise"}, DefaultModels: []string{"*"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			s, err := New(Options{Config: cfg, Models: every, Platform: staticPlatform(), Now: func() time.Time { return testNow }}, defaultRoutes(), &fakeCreds{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			st := &streamState{}
+			hs := clientHeaders("POST", "/async-invoke")
+			r := s.handle(context.Background(), st, headersMsg(entID, false, hs...))
+			if r.GetImmediateResponse() != nil {
+				t.Fatalf("headers refused: %s", r.GetImmediateResponse().GetBody())
+			}
+			out := applyMutation(t, toMap(hs), r.GetRequestHeaders().GetResponse().GetHeaderMutation())
+			r = s.handle(context.Background(), st, bodyMsg([]byte(body(tc.model)), true))
+			if tc.wantCode != "" {
+				if got := immediateOf(t, r); got.status != 400 || got.code != tc.wantCode {
+					t.Fatalf("got %+v, want 400 %s", got, tc.wantCode)
+				}
+				return
+			}
+			if r.GetImmediateResponse() != nil {
+				t.Fatalf("refused: %s", r.GetImmediateResponse().GetBody())
+			}
+			out = applyMutation(t, out, r.GetRequestBody().GetResponse().GetHeaderMutation())
+			if _, err := verifySigV4(out, "POST", "/async-invoke", []byte(body(tc.model)), "bedrock"); err != nil {
+				t.Fatalf("signature: %v", err)
 			}
 		})
 	}

@@ -243,7 +243,7 @@ func (s *Server) checkBodyModel(p *pending) *reject {
 	if !s.models.ModelAllowed(tier, model) {
 		return newReject(403, "model_not_allowed", "the account's plan does not include this model")
 	}
-	return nil
+	return s.placeBodyModel(p)
 }
 
 func errAsync() *reject {
