@@ -172,6 +172,17 @@ func runSuite(t *testing.T, st *stack.Stack) {
 		assertSignedBy(t, oneRecord(t, st, n), stack.AcmeRegion, acmeAssumed)
 	})
 
+	// Env-only clients (AWS_BEARER_TOKEN_BEDROCK) send the team's API key as
+	// the bearer token.
+	t.Run("APIKeyAsBearer", func(t *testing.T) {
+		n := len(st.Records())
+		c := newCaller(t, st, callerOpts{token: stack.AcmeAPIKeyPublic + ":" + stack.AcmeAPIKeySecret})
+		if _, err := c.converse(context.Background(), stack.DemoModel); err != nil {
+			t.Fatal(err)
+		}
+		assertSignedBy(t, oneRecord(t, st, n), stack.AcmeRegion, acmeAssumed)
+	})
+
 	t.Run("InferenceProfileARN", func(t *testing.T) {
 		n := len(st.Records())
 		c := newCaller(t, st, callerOpts{token: alice, headers: acme})
@@ -306,6 +317,8 @@ func runSuite(t *testing.T, st *stack.Stack) {
 			{"forged HS256 token", callerOpts{token: forged(t, st)}, stack.DemoModel, 401, "invalid_token"},
 			{"not a member", callerOpts{token: carol, headers: acme}, stack.DemoModel, 403, "not_a_member"},
 			{"bad api key", callerOpts{headers: map[string]string{"x-api-key": stack.AcmeAPIKeyPublic + ":sk_wrongSecretKey0000000000000000000"}}, stack.DemoModel, 401, "invalid_api_key"},
+			{"bad api key as bearer", callerOpts{token: stack.AcmeAPIKeyPublic + ":sk_wrongSecretKey000000000000000000"}, stack.DemoModel, 401, "invalid_api_key"},
+			{"api key as bearer naming another account", callerOpts{token: stack.AcmeAPIKeyPublic + ":" + stack.AcmeAPIKeySecret, headers: map[string]string{"x-account-id": stack.BobPersonal}}, stack.DemoModel, 403, "not_a_member"},
 			{"model not allowed for free tier", callerOpts{token: bob}, "meta.llama3-8b-instruct-v1:0", 403, "model_not_allowed"},
 		}
 		for _, tc := range cases {
