@@ -2,8 +2,10 @@ package e2e_test
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -181,6 +183,47 @@ func runSuite(t *testing.T, st *stack.Stack) {
 			t.Fatal(err)
 		}
 		assertSignedBy(t, oneRecord(t, st, n), stack.AcmeRegion, acmeAssumed)
+	})
+
+	// The public listener offers h2 and http/1.1 by ALPN: HTTP/2 clients
+	// without prior knowledge (the JS SDK v3's handler) get HTTP/2.
+	t.Run("ALPN", func(t *testing.T) {
+		u, err := url.Parse(st.EnvoyURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, tc := range []struct {
+			offer []string
+			want  string
+		}{
+			{[]string{"h2", "http/1.1"}, "h2"},
+			{[]string{"http/1.1"}, "http/1.1"},
+			{nil, ""},
+		} {
+			cfg, err := st.ClientTLS("", "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg.NextProtos = tc.offer
+			cfg.ServerName = u.Hostname()
+			conn, err := tls.Dial("tcp", u.Host, cfg)
+			if err != nil {
+				t.Fatalf("offer %v: %v", tc.offer, err)
+			}
+			if got := conn.ConnectionState().NegotiatedProtocol; got != tc.want {
+				t.Errorf("offer %v: negotiated %q, want %q", tc.offer, got, tc.want)
+			}
+			conn.Close()
+		}
+		n := len(st.Records())
+		c := newCaller(t, st, callerOpts{token: bob})
+		if _, err := c.converse(context.Background(), stack.DemoModel); err != nil {
+			t.Fatal(err)
+		}
+		if got := c.cap.lastProto(); got != "HTTP/2.0" {
+			t.Errorf("converse went over %q, want HTTP/2.0", got)
+		}
+		oneRecord(t, st, n)
 	})
 
 	t.Run("InferenceProfileARN", func(t *testing.T) {
