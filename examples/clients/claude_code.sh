@@ -9,6 +9,9 @@
 #   examples/clients/claude_code.sh -p "Say hello"
 #
 # The same variables can go in ~/.claude/settings.json under "env".
+# Claude Code picks cross-region model ids (us.…) by default; for a tenant
+# served in another geography set ANTHROPIC_MODEL (and
+# ANTHROPIC_DEFAULT_{HAIKU,SONNET,OPUS}_MODEL) to ids the tenant may call.
 set -euo pipefail
 
 : "${TENANTGATE_URL:?set TENANTGATE_URL to the Envoy endpoint}"
