@@ -414,7 +414,8 @@ func (s *Server) authorize(ctx context.Context, r request, o outcome) outcome {
 		o.deny = deny(403, CodeModelNotAllowed, "the account's plan does not include this model")
 		return o
 	}
-	if (br.ModelID != "" || br.Op == bedrockpath.StartAsyncInvoke) && !s.plans.CreditsOK(p) {
+	// Control-plane reads (model and profile metadata) are free.
+	if ((br.ModelID != "" && !br.Op.ControlPlane()) || br.Op == bedrockpath.StartAsyncInvoke) && !s.plans.CreditsOK(p) {
 		o.deny = deny(403, CodeInsufficientCredits, "the account has no credits left")
 		return o
 	}
