@@ -71,10 +71,23 @@ class Records:
     def mark(self):
         return len(self.all())
 
-    def one_since(self, n):
+    def one_since(self, n, runtime_only=False):
+        """The one request since mark n; with runtime_only, control-plane
+        calls (bedrock.<region>, which some clients make at start) are
+        returned separately and not counted."""
         recs = self.since(n)
+        control = []
+        if runtime_only:
+            control = [r for r in recs if not r["host"].startswith("bedrock-runtime.")]
+            recs = [r for r in recs if r["host"].startswith("bedrock-runtime.")]
         assert len(recs) == 1, f"want one upstream request, fake Bedrock saw {len(recs)}"
         rec = recs[0]
+        if runtime_only:
+            return self._clean(rec), control
+        return self._clean(rec)
+
+    @staticmethod
+    def _clean(rec):
         assert not rec["bearer_authorization"], "caller's bearer token reached AWS"
         assert not rec["api_key_header"], "caller's API key reached AWS"
         assert rec["status"] == 200, rec

@@ -36,31 +36,37 @@ def run_claude(e2e, tmp_path, token, account=None):
     )
 
 
-def check(out, rec):
+def check(out, rec, control):
     assert out.returncode == 0, out.stderr
     assert rec["operation"] == "InvokeModelWithResponseStream"
     assert rec["principal_arn"] in out.stdout
+    # Control-plane reads Claude Code makes at start (inference profile
+    # listings) are re-signed too; who signs them is the control-plane
+    # rules' business (e2e controlplane_test.go).
+    for c in control:
+        assert c["host"].startswith("bedrock."), c["host"]
+        assert not c["bearer_authorization"] and not c["api_key_header"], c
 
 
 def test_free_user(e2e, records, tmp_path):
     n = records.mark()
     out = run_claude(e2e, tmp_path, e2e["token_bob"])
-    rec = records.one_since(n)
+    rec, control = records.one_since(n, runtime_only=True)
     assert_free(rec)
-    check(out, rec)
+    check(out, rec, control)
 
 
 def test_team_api_key_as_bearer(e2e, records, tmp_path):
     n = records.mark()
     out = run_claude(e2e, tmp_path, e2e["api_key"])
-    rec = records.one_since(n)
+    rec, control = records.one_since(n, runtime_only=True)
     assert_acme(rec)
-    check(out, rec)
+    check(out, rec, control)
 
 
 def test_team_member_with_custom_headers(e2e, records, tmp_path):
     n = records.mark()
     out = run_claude(e2e, tmp_path, e2e["token_alice"], e2e["acme_account"])
-    rec = records.one_since(n)
+    rec, control = records.one_since(n, runtime_only=True)
     assert_acme(rec)
-    check(out, rec)
+    check(out, rec, control)
