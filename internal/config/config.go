@@ -49,8 +49,8 @@ type Server struct {
 	ShutdownGrace Duration `yaml:"shutdown_grace"` // default 20s
 	LogLevel      string   `yaml:"log_level"`      // debug, info, warn, error; default info
 	LogFormat     string   `yaml:"log_format"`     // json or text; default json
-	// PprofListen, when set, serves net/http/pprof (CPU, heap, goroutine
-	// profiles) on this loopback host:port, on a listener of its own. Off by
+	// PprofListen serves net/http/pprof (CPU, heap, goroutine profiles) on
+	// this loopback host:port, on a listener of its own, when set. Off by
 	// default; an address beyond loopback is refused (profiles expose
 	// memory contents).
 	PprofListen string `yaml:"pprof_listen"`
