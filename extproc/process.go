@@ -207,7 +207,13 @@ func (s *Server) onBody(ctx context.Context, st *streamState, b *extprocv3.HttpB
 		st.done, st.pending = true, nil
 		return s.immediate(ctx, errTrailers(), p.choice.kind, p.choice.region)
 	}
-	p.body = append(p.body, b.GetBody()...)
+	if len(p.body) == 0 {
+		// The whole buffered body arrives in this one message, which
+		// nothing else holds: keep it rather than copy up to 10 MiB.
+		p.body = b.GetBody()
+	} else {
+		p.body = append(p.body, b.GetBody()...)
+	}
 	st.pending = nil
 	if rej := s.checkBodyModel(p); rej != nil {
 		st.done = true

@@ -9,20 +9,26 @@
 #   - node_modules of examples/clients/js and examples/clients/claude-code
 #     from their package-lock.json (npm ci), reinstalled only when the lock
 #     file or node changes;
+#   - with --bench: the load generators of bench/hop, wrk (apt-get) and
+#     ghz (go install, pinned below);
 #   - .tmp/env.sh exporting ENVOY_BIN (also as TENANTGATE_ENVOY), PYTHON and
 #     TENANTGATE_PG_BIN, for
 #     `set -a; . .tmp/env.sh; set +a`.
 # It is idempotent and quiet on success; on failure it says what broke.
 #
-# Usage: scripts/bootstrap.sh [--no-postgres]
+# Usage: scripts/bootstrap.sh [--no-postgres] [--bench]
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$PWD
 WANT_PG=1
+WANT_BENCH=0
+# GHZ_VERSION is the ghz bench/hop runs (keep in step with bench/hop/ghz.go).
+GHZ_VERSION=v0.120.0
 for a in "$@"; do
 	case "$a" in
 	--no-postgres) WANT_PG=0 ;;
+	--bench) WANT_BENCH=1 ;;
 	*) echo "bootstrap: unknown argument $a" >&2; exit 2 ;;
 	esac
 done
@@ -69,6 +75,23 @@ if [[ $WANT_PG == 1 ]]; then
   Install them (Debian/Ubuntu: sudo apt-get install postgresql) or set
   TENANTGATE_TEST_DATABASE_URL to a database the tests may use."
 		fi
+	fi
+fi
+
+# ---- Load generators for bench/hop (make bench) -----------------------
+if [[ $WANT_BENCH == 1 ]]; then
+	if ! command -v wrk >/dev/null 2>&1; then
+		if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null 2>&1; then
+			export DEBIAN_FRONTEND=noninteractive
+			quietly apt-get update
+			quietly apt-get install -y --no-install-recommends wrk
+		else
+			die "wrk not found (Debian/Ubuntu: sudo apt-get install wrk)"
+		fi
+	fi
+	gobin=$(go env GOPATH)/bin
+	if ! command -v ghz >/dev/null 2>&1 && ! "$gobin/ghz" --version 2>/dev/null | grep -q "${GHZ_VERSION#v}"; then
+		quietly go install "github.com/bojand/ghz/cmd/ghz@$GHZ_VERSION"
 	fi
 fi
 
