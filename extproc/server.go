@@ -22,6 +22,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/tenantgate/tenantgate/internal/config"
+	"github.com/tenantgate/tenantgate/internal/logging"
 	"github.com/tenantgate/tenantgate/internal/sigv4sign"
 	"github.com/tenantgate/tenantgate/internal/tenant"
 )
@@ -165,6 +166,9 @@ func New(opts Options, routes RouteStore, creds TenantCredentials) (*Server, err
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
+	// Every line logged while handling a request carries its x-request-id,
+	// as ext_authz's decision line does.
+	s.log = slog.New(logging.RequestIDHandler(s.log.Handler()))
 	if s.now == nil {
 		s.now = time.Now
 	}

@@ -4,14 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"net/http/httptest"
 	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/tenantgate/tenantgate/internal/app"
 	"github.com/tenantgate/tenantgate/internal/apikey"
+	"github.com/tenantgate/tenantgate/internal/app"
 	"github.com/tenantgate/tenantgate/internal/testpg"
 )
 
@@ -26,8 +25,8 @@ const (
 	tNobody   = "a0000000-0000-4000-8000-0000000000ff"
 	tRoleARN  = "arn:aws:iam::111122223333:role/AcmeBedrockAccess"
 	tExtID    = "acme-external-id-7f3c"
-	tPK       = "pk_cliTestAcmePublicKey0000000000000"
-	tSK       = "sk_cliTestAcmeSecretKey0000000000000"
+	tPK       = "pk_cliTestAcmePublicKey000000000000"
+	tSK       = "sk_cliTestAcmeSecretKey000000000000"
 	tKeyID    = "c0000000-0000-4000-8000-000000000001"
 	tKeySec   = "cli-test-api-key-hmac-secret-0123456789"
 )
@@ -166,5 +165,3 @@ func TestRoutesNeedDatabase(t *testing.T) {
 		t.Errorf("exit %d: %s", code, stderr)
 	}
 }
-
-var _ = httptest.NewServer
