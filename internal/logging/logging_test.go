@@ -3,8 +3,8 @@ package logging
 import (
 	"bytes"
 	"context"
-	"log/slog"
 	"encoding/json"
+	"log/slog"
 	"strings"
 	"testing"
 )
