@@ -5,6 +5,7 @@ import (
 
 	"github.com/tenantgate/tenantgate/internal/bedrockpath"
 	"github.com/tenantgate/tenantgate/internal/identity"
+	"github.com/tenantgate/tenantgate/internal/store/validate"
 )
 
 // Explanation is ext_proc's routing of one request without credentials or
@@ -57,7 +58,7 @@ func (s *Server) Explain(ctx context.Context, id identity.Identity, method, path
 	}
 	rt, rej := s.decideRouting(ctx, id)
 	e.Kind, e.Region, e.Fallback = rt.kind, rt.region, rt.fallback
-	e.RoleARN, e.RoleAccountID, e.RouteEnabled = rt.route.RoleARN, roleAccount(rt.route.RoleARN), rt.route.Enabled
+	e.RoleARN, e.RoleAccountID, e.RouteEnabled = rt.route.RoleARN, validate.RoleAccount(rt.route.RoleARN), rt.route.Enabled
 	if rej != nil {
 		return refuse(rej)
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/tenantgate/tenantgate/internal/identity"
 	"github.com/tenantgate/tenantgate/internal/logging"
 	"github.com/tenantgate/tenantgate/internal/sigv4sign"
+	"github.com/tenantgate/tenantgate/internal/store/validate"
 	"github.com/tenantgate/tenantgate/internal/tenant"
 )
 
@@ -340,7 +341,7 @@ func (s *Server) decideRouting(ctx context.Context, id identity.Identity) (routi
 	if region == "" {
 		region = s.cfg.DefaultRegion
 	}
-	rt := routing{choice: choice{kind: KindTenant, region: region, account: id.AccountID, awsAccount: roleAccount(route.RoleARN)}, route: route}
+	rt := routing{choice: choice{kind: KindTenant, region: region, account: id.AccountID, awsAccount: validate.RoleAccount(route.RoleARN)}, route: route}
 	if !config.ValidRegion(region) {
 		// The region becomes part of the upstream host: never trust a
 		// malformed one.
@@ -403,7 +404,7 @@ func (s *Server) auditRouting(ctx context.Context, rt routing, ch choice, rej *r
 	attrs := []slog.Attr{
 		slog.Bool("audit", true),
 		slog.String("account_id", rt.account),
-		slog.String("role_aws_account_id", roleAccount(rt.route.RoleARN)),
+		slog.String("role_aws_account_id", validate.RoleAccount(rt.route.RoleARN)),
 		slog.String("region", ch.region),
 		slog.String("decision", decision),
 	}

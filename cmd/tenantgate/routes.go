@@ -39,7 +39,7 @@ type routeView struct {
 }
 
 func viewRoute(r tenant.Route) routeView {
-	return routeView{AccountID: r.AccountID, RoleARN: r.RoleARN, RoleAccountID: routeadmin.RoleAccount(r.RoleARN),
+	return routeView{AccountID: r.AccountID, RoleARN: r.RoleARN, RoleAccountID: validate.RoleAccount(r.RoleARN),
 		ExternalIDSet: r.ExternalID != "", Region: r.Region, Enabled: r.Enabled, UpdatedAt: r.UpdatedAt.UTC()}
 }
 

@@ -92,7 +92,7 @@ func Probe(ctx context.Context, route tenant.Route, o ProbeOptions) (ProbeResult
 	if region == "" {
 		region = o.ExtProc.DefaultRegion
 	}
-	res := ProbeResult{Region: region, RoleAcct: RoleAccount(route.RoleARN), Operation: "ListFoundationModels"}
+	res := ProbeResult{Region: region, RoleAcct: validate.RoleAccount(route.RoleARN), Operation: "ListFoundationModels"}
 	if err := Check(route, o.ExtProc.DefaultRegion); err != nil {
 		return res, fmt.Errorf("%w: %v", ErrProbe, err)
 	}
@@ -148,15 +148,6 @@ func Probe(ctx context.Context, route tenant.Route, o ProbeOptions) (ProbeResult
 		return res, fmt.Errorf("%w: %s in %s answered HTTP %d: %s", ErrProbe, res.Operation, region, resp.StatusCode, oneLine(body))
 	}
 	return res, nil
-}
-
-// RoleAccount is the AWS account id in an IAM role ARN ("" when none).
-func RoleAccount(roleARN string) string {
-	parts := strings.SplitN(roleARN, ":", 6)
-	if len(parts) != 6 || parts[0] != "arn" || parts[2] != "iam" {
-		return ""
-	}
-	return parts[4]
 }
 
 func oneLine(b []byte) string {
