@@ -206,7 +206,7 @@ func (s *Server) Process(stream extprocv3.ExternalProcessor_ProcessServer) error
 			if errors.Is(err, io.EOF) || ctx.Err() != nil || status.Code(err) == codes.Canceled {
 				return nil
 			}
-			s.log.WarnContext(ctx, "ext_proc receive failed", "error", err)
+			s.log.WarnContext(logging.WithRequestID(ctx, st.requestID), "ext_proc receive failed", "error", err)
 			return fmt.Errorf("extproc: receive: %w", err)
 		}
 		resp := s.handle(ctx, st, req)
@@ -214,7 +214,7 @@ func (s *Server) Process(stream extprocv3.ExternalProcessor_ProcessServer) error
 			if ctx.Err() != nil || status.Code(err) == codes.Canceled {
 				return nil
 			}
-			s.log.WarnContext(ctx, "ext_proc send failed", "error", err)
+			s.log.WarnContext(logging.WithRequestID(ctx, st.requestID), "ext_proc send failed", "error", err)
 			return fmt.Errorf("extproc: send: %w", err)
 		}
 	}
