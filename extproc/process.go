@@ -96,7 +96,7 @@ var bufferedMode = &filterv3.ProcessingMode{
 
 func (s *Server) handle(ctx context.Context, st *streamState, req *extprocv3.ProcessingRequest) *extprocv3.ProcessingResponse {
 	if h := req.GetRequestHeaders(); h != nil && st.requestID == "" {
-		st.requestID = first(headerMap(h.GetHeaders()), "x-request-id")
+		st.requestID = requestID(h.GetHeaders())
 	}
 	ctx = logging.WithRequestID(ctx, st.requestID)
 	switch r := req.GetRequest().(type) {
@@ -544,6 +544,19 @@ func headerMap(hm *corev3.HeaderMap) map[string][]string {
 		out[k] = append(out[k], v)
 	}
 	return out
+}
+
+// requestID returns Envoy's x-request-id among hm ("" when absent).
+func requestID(hm *corev3.HeaderMap) string {
+	for _, h := range hm.GetHeaders() {
+		if strings.EqualFold(h.GetKey(), "x-request-id") {
+			if raw := h.GetRawValue(); len(raw) > 0 {
+				return string(raw)
+			}
+			return h.GetValue()
+		}
+	}
+	return ""
 }
 
 func first(hdrs map[string][]string, name string) string {
