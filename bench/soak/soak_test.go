@@ -378,7 +378,7 @@ func (s *soaker) sampleLoop(ctx context.Context, every time.Duration) []sample {
 	take := func() {
 		m := s.metrics()
 		smp := sample{at: time.Since(start).Round(time.Second), sent: s.sent.Load(), ok: s.ok2xx.Load(), ref: s.refused4xx.Load(),
-			bad: s.failed5xx.Load() + s.errs.Load(),
+			bad:   s.failed5xx.Load() + s.errs.Load(),
 			rssMB: m["process_resident_memory_bytes"] / 1e6, heapMB: m["go_memstats_heap_inuse_bytes"] / 1e6,
 			goroutines: m["go_goroutines"], envoyMB: s.envoyAllocated() / 1e6}
 		out = append(out, smp)
