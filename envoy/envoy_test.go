@@ -11,6 +11,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/tenantgate/tenantgate/envoy"
+	"github.com/tenantgate/tenantgate/internal/apierror"
 	"github.com/tenantgate/tenantgate/internal/stack"
 )
 
@@ -177,9 +178,27 @@ func TestShippedBootstrapSettings(t *testing.T) {
 			}
 			d := domains[0].(string)
 			if d == "*" {
+				// Answered like every tenantgate refusal: the catalogue's
+				// status, body and headers for not_routed.
+				want := apierror.New(apierror.NotRouted)
 				dr := get(t, vh, "routes", 0, "direct_response")
-				if get(t, dr, "status") != 404 || get(t, dr, "body", "inline_string") != `{"error":"not_routed"}` {
-					t.Errorf("catch-all must answer 404 not_routed, got %v", dr)
+				if get(t, dr, "status") != want.Status || get(t, dr, "body", "inline_string") != string(want.Body()) {
+					t.Errorf("catch-all must answer %d %s, got %v", want.Status, want.Body(), dr)
+				}
+				added := map[string]string{}
+				for _, h := range get(t, vh, "response_headers_to_add").([]any) {
+					if get(t, h, "append_action") != "OVERWRITE_IF_EXISTS_OR_ADD" {
+						t.Errorf("catch-all header %v appends", h)
+					}
+					added[get(t, h, "header", "key").(string)] = get(t, h, "header", "value").(string)
+				}
+				for _, h := range want.Headers() {
+					if added[h.Name] != h.Value {
+						t.Errorf("catch-all header %s = %q, want %q", h.Name, added[h.Name], h.Value)
+					}
+				}
+				if len(added) != len(want.Headers()) {
+					t.Errorf("catch-all headers %v, want %v", added, want.Headers())
 				}
 				continue
 			}
