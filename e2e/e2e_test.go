@@ -304,6 +304,7 @@ func runSuite(t *testing.T, st *stack.Stack) {
 			{"no credential", callerOpts{}, stack.DemoModel, 401, "missing_credential"},
 			{"bad token", callerOpts{token: "not.a.jwt"}, stack.DemoModel, 401, "invalid_token"},
 			{"forged HS256 token", callerOpts{token: forged(t, st)}, stack.DemoModel, 401, "invalid_token"},
+			{"expired token", callerOpts{token: expiredToken(t, st)}, stack.DemoModel, 401, "token_expired"},
 			{"not a member", callerOpts{token: carol, headers: acme}, stack.DemoModel, 403, "not_a_member"},
 			{"bad api key", callerOpts{headers: map[string]string{"x-api-key": stack.AcmeAPIKeyPublic + ":sk_wrongSecretKey0000000000000000000"}}, stack.DemoModel, 401, "invalid_api_key"},
 			{"model not allowed for free tier", callerOpts{token: bob}, "meta.llama3-8b-instruct-v1:0", 403, "model_not_allowed"},
@@ -433,7 +434,8 @@ func runSuite(t *testing.T, st *stack.Stack) {
 		})
 	})
 
-	t.Run("Python", func(t *testing.T) { runPython(t, st, alice, bob) })
+	expired := expiredToken(t, st)
+	t.Run("Python", func(t *testing.T) { runPython(t, st, alice, bob, carol, expired) })
 
 	t.Run("NoCredentialsInLogs", func(t *testing.T) {
 		logs := st.LogTails(64 << 20)
@@ -441,7 +443,7 @@ func runSuite(t *testing.T, st *stack.Stack) {
 			t.Fatal("stack logs not found")
 		}
 		secrets := map[string]string{
-			"alice's token": alice, "bob's token": bob, "carol's token": carol,
+			"alice's token": alice, "bob's token": bob, "carol's token": carol, "expired token": expired,
 			"API key secret": stack.AcmeAPIKeySecret, "HS256 secret": stack.HS256Secret,
 			"platform secret key": stack.PlatformSecretKey,
 		}
@@ -469,6 +471,16 @@ func runSuite(t *testing.T, st *stack.Stack) {
 			t.Errorf("requests reached upstream with tenantgate down: %+v", recs)
 		}
 	})
+}
+
+// expiredToken returns alice's token, expired an hour ago.
+func expiredToken(t *testing.T, st *stack.Stack) string {
+	t.Helper()
+	tok, err := st.Token(stack.AliceUserID, -time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
 }
 
 // forged returns a token for alice signed with a key tenantgate does not know.
