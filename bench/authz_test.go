@@ -44,6 +44,8 @@ auth:
   issuers:
     - issuer: %q
       hs256_secret: %q
+plans:
+  models: {free: ["*"], tier_125_800: ["*"], tier_200_1000: ["*"]}
 `, filestore.DemoAPIKeyHMACSecret, benchIssuer, benchJWTSecret)), nil)
 	if err != nil {
 		b.Fatalf("config: %v", err)

@@ -21,8 +21,8 @@ import (
 )
 
 // freeModels restricts the free tier so that the model_not_allowed denial is
-// reachable; enterprise tiers keep every model.
-var freeModels = map[string][]string{"free": {"anthropic.*"}}
+// reachable; the enterprise tiers are listed with every model.
+var freeModels = map[string][]string{"free": {"anthropic.*"}, "tier_125_800": {"*"}, "tier_200_1000": {"*"}}
 
 // TestTenantsFileStore runs the suite with the demo tenants in a tenants file.
 func TestTenantsFileStore(t *testing.T) {
@@ -63,6 +63,7 @@ func TestTenantsFileStore(t *testing.T) {
 			t.Errorf("request for an unserved region left Envoy: %+v", recs)
 		}
 	})
+	t.Run("AWSErrorsScrubbed", func(t *testing.T) { awsErrorsScrubbed(t, st) })
 	runSuite(t, st)
 }
 

@@ -144,18 +144,21 @@ func TestShippedBootstrapSettings(t *testing.T) {
 		}
 		filters := get(t, hcm, "http_filters").([]any)
 		var names []string
+		byName := map[string]any{}
 		for _, f := range filters {
-			names = append(names, get(t, f, "name").(string))
+			name := get(t, f, "name").(string)
+			names = append(names, name)
+			byName[name] = f
 		}
-		if strings.Join(names, ",") != "envoy.filters.http.ext_authz,envoy.filters.http.ext_proc,envoy.filters.http.router" {
+		if strings.Join(names, ",") != "envoy.filters.http.local_ratelimit,envoy.filters.http.ext_authz,envoy.filters.http.ext_proc,envoy.filters.http.router" {
 			t.Fatalf("listener %d filter order = %v", i, names)
 		}
-		az := get(t, filters[0], "typed_config")
+		az := get(t, byName["envoy.filters.http.ext_authz"], "typed_config")
 		if get(t, az, "failure_mode_allow") != false || get(t, az, "include_peer_certificate") != true ||
 			get(t, az, "transport_api_version") != "V3" || get(t, az, "status_on_error", "code") != "ServiceUnavailable" {
 			t.Errorf("ext_authz settings: %v", az)
 		}
-		ep := get(t, filters[1], "typed_config")
+		ep := get(t, byName["envoy.filters.http.ext_proc"], "typed_config")
 		pm := get(t, ep, "processing_mode")
 		if get(t, ep, "failure_mode_allow") != false || get(t, ep, "allow_mode_override") != true ||
 			get(t, ep, "message_timeout") != "10s" ||
@@ -163,6 +166,11 @@ func TestShippedBootstrapSettings(t *testing.T) {
 			get(t, pm, "response_header_mode") != "SKIP" || get(t, pm, "response_body_mode") != "NONE" ||
 			get(t, ep, "mutation_rules", "allow_all_routing") != true || get(t, ep, "mutation_rules", "disallow_is_error") != true {
 			t.Errorf("ext_proc settings: %v", ep)
+		}
+		// tenantgate's mode overrides (buffered request body, response
+		// headers, buffered error bodies) must not be narrowed by a list.
+		if _, ok := ep.(map[string]any)["allowed_override_modes"]; ok {
+			t.Errorf("ext_proc allowed_override_modes would block tenantgate's mode overrides")
 		}
 		ns := get(t, ep, "metadata_options", "forwarding_namespaces", "untyped").([]any)
 		if len(ns) != 1 || ns[0] != "envoy.filters.http.ext_authz" {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/tenantgate/tenantgate/internal/app"
 	"github.com/tenantgate/tenantgate/internal/config"
 	"github.com/tenantgate/tenantgate/internal/store/pgstore"
 	"github.com/tenantgate/tenantgate/internal/testpg"
@@ -99,6 +100,19 @@ func TestExampleConfigsLoad(t *testing.T) {
 				t.Fatalf("config.Load(%s): %v", tt.file, err)
 			}
 			tt.check(t, c)
+			// Every enterprise tier has model rules; the demo config also
+			// covers every tier of the embedded demo tenants it serves.
+			var list app.TierLister
+			if k, _ := c.Store.Kind(); k == config.StoreDemo {
+				list = app.StoreTiers
+			}
+			warnings, err := app.CheckTiers(context.Background(), c, list)
+			if err != nil {
+				t.Fatalf("CheckTiers: %v", err)
+			}
+			for _, w := range warnings {
+				t.Errorf("%s: %s", tt.file, w)
+			}
 		})
 	}
 }

@@ -186,6 +186,7 @@ auth:
 plans:
   models:
     tier_2_20: ["anthropic.claude-3-haiku-*", "amazon.*"]
+    tier_200_1000: ["*"]
 `), nil)
 	if err != nil {
 		t.Fatalf("config: %v", err)

@@ -120,6 +120,7 @@ auth:
 plans:
   models:
     tier_2_20: ["anthropic.claude-3-haiku-*"]
+    tier_200_1000: ["*"]
 `, pgHMAC, issuer, jwksSrv.URL+"/auth/v1/.well-known/jwks.json")), nil)
 	if err != nil {
 		t.Fatalf("config: %v", err)
@@ -165,7 +166,7 @@ plans:
 	}{
 		{"personal account", pathHaiku, bearer(token(key, issuer, pgAlice)), "", userAllowed(pgAliceAcc, pgAlice, "tier_2_20", "owner", false, "jwt")},
 		{"personal tier refuses model", pathSonnet, bearer(token(key, issuer, pgAlice)), "", denied(403, apierror.ModelNotAllowed)},
-		{"personal account without plan row", pathSonnet, bearer(token(key, issuer, pgBob)), "", userAllowed(pgBobAcc, pgBob, "none", "owner", false, "jwt")},
+		{"personal account without plan row is an unknown tier", pathSonnet, bearer(token(key, issuer, pgBob)), "", denied(403, apierror.UnknownTier)},
 		{"team owner", pathSonnet, with(bearer(token(key, issuer, pgAlice)), "x-account-id", pgAcme), "", userAllowed(pgAcme, pgAlice, "tier_200_1000", "owner", true, "jwt")},
 		{"team member", pathSonnet, with(bearer(token(key, issuer, pgBob)), "x-account-id", pgAcme, "x-account-tier", "free"), "", userAllowed(pgAcme, pgBob, "tier_200_1000", "member", true, "jwt")},
 		{"not a member", pathHaiku, with(bearer(token(key, issuer, pgCarol)), "x-account-id", pgAcme), "", denied(403, apierror.NotAMember)},

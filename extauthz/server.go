@@ -33,8 +33,9 @@ import (
 	"github.com/tenantgate/tenantgate/internal/tenant"
 )
 
-// TokenVerifier verifies user JWTs. Errors wrap jwtverify.ErrInvalidToken or
-// jwtverify.ErrUnavailable; anything else counts as unavailable.
+// TokenVerifier verifies user JWTs. Errors wrap jwtverify.ErrInvalidToken,
+// jwtverify.ErrAnonymous or jwtverify.ErrUnavailable; anything else counts
+// as unavailable.
 type TokenVerifier interface {
 	Verify(ctx context.Context, token string) (jwtverify.Claims, error)
 }
@@ -325,6 +326,11 @@ func (s *Server) identifyJWT(ctx context.Context, r request, cred credential) ou
 	case errors.As(err, &expired):
 		o.deny = deny(apierror.TokenExpired, expired.ExpiresAt.UTC().Format(time.RFC3339)).withErr(err)
 		return o
+	case errors.Is(err, jwtverify.ErrAnonymous):
+		// A valid token of a Supabase anonymous user: known, but refused
+		// unless the issuer sets allow_anonymous.
+		o.deny = deny(apierror.AnonymousUser)
+		return o
 	case errors.Is(err, jwtverify.ErrInvalidToken):
 		o.deny = deny(apierror.InvalidToken).withErr(err)
 		return o
@@ -381,8 +387,8 @@ func (s *Server) identifyJWT(ctx context.Context, r request, cred credential) ou
 	return o
 }
 
-// authorize applies the plan to an identified tenant: tier, enterprise
-// status, model access and the credit gate.
+// authorize applies the plan to an identified tenant: tier (unknown tiers
+// are refused), enterprise status, model access and the credit gate.
 func (s *Server) authorize(ctx context.Context, r request, o outcome) outcome {
 	p, err := s.dir.Plan(ctx, o.id.AccountID)
 	if err != nil {
@@ -395,6 +401,12 @@ func (s *Server) authorize(ctx context.Context, r request, o outcome) outcome {
 	}
 	o.id.Tier = tier
 	o.id.Enterprise = s.plans.IsEnterprise(tier)
+	// A tier the configuration does not list (or an account without a plan
+	// row) gets nothing: not a default, not the async or listing operations.
+	if !s.plans.Known(tier) {
+		o.deny = deny(apierror.UnknownTier)
+		return o
+	}
 
 	// Unsupported paths are not refused here: ext_proc answers them.
 	br, err := bedrockpath.Parse(r.method, r.path)

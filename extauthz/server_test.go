@@ -189,7 +189,9 @@ func TestCheckUserRules(t *testing.T) {
 
 		// JWT → personal account.
 		{name: "personal account", headers: bearer("tok-a"), want: allowed(acctA, userA, "tier_2_20", "owner", false, "jwt")},
-		{name: "personal account without plan row", headers: bearer("tok-b"), want: allowed(acctB, userB, tenant.NoTier, "owner", false, "jwt")},
+		{name: "personal account without plan row is an unknown tier", headers: bearer("tok-b"), want: denied(403, apierror.UnknownTier)},
+		{name: "personal account without plan row when none is listed", mutate: func(c *config.Config) { c.Plans.Models[tenant.NoTier] = []string{"anthropic.*"} },
+			headers: bearer("tok-b"), want: allowed(acctB, userB, tenant.NoTier, "owner", false, "jwt")},
 		{name: "no personal account", headers: bearer("tok-c"), want: denied(403, apierror.NoPersonalAccount)},
 		{name: "personal lookup down", headers: bearer("tok-udown"), want: denied(503, apierror.Unavailable)},
 
@@ -239,13 +241,25 @@ func TestCheckUserRules(t *testing.T) {
 
 		// Plan: models and credits.
 		{name: "model not in tier", path: pathSonnet, headers: bearer("tok-a"), want: denied(403, apierror.ModelNotAllowed)},
-		{name: "enterprise tier gets default models", path: pathSonnet, headers: with(bearer("tok-a"), "x-account-id", acctTeam), want: allowed(acctTeam, userA, "tier_200_1000", "member", true, "jwt")},
+		{name: "enterprise tier listed with every model", path: pathSonnet, headers: with(bearer("tok-a"), "x-account-id", acctTeam), want: allowed(acctTeam, userA, "tier_200_1000", "member", true, "jwt")},
+		{name: "tier not listed is refused", mutate: func(c *config.Config) { delete(c.Plans.Models, "tier_2_20") },
+			headers: bearer("tok-a"), want: denied(403, apierror.UnknownTier)},
+		{name: "enterprise tier not listed is refused", mutate: func(c *config.Config) { delete(c.Plans.Models, "tier_200_1000") },
+			path: pathSonnet, headers: with(bearer("tok-a"), "x-account-id", acctTeam), want: denied(403, apierror.UnknownTier)},
+		{name: "tier not listed is refused on non-model paths too", mutate: func(c *config.Config) { delete(c.Plans.Models, "tier_2_20") },
+			method: "GET", path: pathList, headers: bearer("tok-a"), want: denied(403, apierror.UnknownTier)},
+		{name: "tier not listed via api key", mutate: func(c *config.Config) { delete(c.Plans.Models, "tier_200_1000") },
+			headers: map[string]string{"x-api-key": keyGood}, want: denied(403, apierror.UnknownTier)},
+		{name: "explicit default_models covers unlisted tiers", mutate: func(c *config.Config) { c.Plans.DefaultModels = []string{"anthropic.claude-3-haiku-*"} },
+			headers: bearer("tok-b"), want: allowed(acctB, userB, tenant.NoTier, "owner", false, "jwt")},
+		{name: "explicit default_models still restricts models", mutate: func(c *config.Config) { c.Plans.DefaultModels = []string{"anthropic.claude-3-haiku-*"} },
+			path: pathSonnet, headers: bearer("tok-b"), want: denied(403, apierror.ModelNotAllowed)},
 		{name: "non-model path not refused", method: "GET", path: pathList, headers: bearer("tok-a"), want: allowed(acctA, userA, "tier_2_20", "owner", false, "jwt")},
 		{name: "unknown path not refused", method: "GET", path: pathUnknown, headers: bearer("tok-a"), want: allowed(acctA, userA, "tier_2_20", "owner", false, "jwt")},
 		{name: "credits gate off", headers: with(bearer("tok-a"), "x-account-id", acctBroke), want: allowed(acctBroke, userA, "tier_2_20", "member", false, "jwt")},
 		{name: "credits gate on, zero balance", mutate: func(c *config.Config) { c.Plans.BlockOnNoCredits = true },
 			headers: with(bearer("tok-a"), "x-account-id", acctBroke), want: denied(403, apierror.InsufficientCredits)},
-		{name: "credits gate on, no plan row", mutate: func(c *config.Config) { c.Plans.BlockOnNoCredits = true },
+		{name: "credits gate on, no plan row", mutate: func(c *config.Config) { c.Plans.BlockOnNoCredits = true; c.Plans.Models[tenant.NoTier] = []string{"*"} },
 			headers: bearer("tok-b"), want: denied(403, apierror.InsufficientCredits)},
 		{name: "credits gate on, positive balance", mutate: func(c *config.Config) { c.Plans.BlockOnNoCredits = true },
 			headers: bearer("tok-a"), want: allowed(acctA, userA, "tier_2_20", "owner", false, "jwt")},

@@ -6,6 +6,7 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -33,7 +34,7 @@ const RoleService = "service"
 // service credential.
 type services struct {
 	trusted       map[string]bool
-	roleVerifier  *servicetoken.Verifier // nil: service_role keys are refused
+	roleVerifier  *servicetoken.Verifier // nil: no issuer enables service_role; keys are refused
 	rolePrincipal string
 	keys          []serviceKey
 	keyHeader     string
@@ -62,9 +63,12 @@ func newServices(cfg config.Service, auth config.Auth, getenv func(string) strin
 		s.trusted[p] = true
 	}
 	if cfg.ServiceRole.Enabled {
+		return nil, fmt.Errorf("service: %s", config.ErrServiceRoleEnabledRemoved)
+	}
+	if slices.ContainsFunc(auth.Issuers, func(is config.Issuer) bool { return is.ServiceRole }) {
 		v, err := servicetoken.New(auth.Issuers, auth.Leeway.D())
 		if err != nil {
-			return nil, fmt.Errorf("service: service_role enabled: %w", err)
+			return nil, fmt.Errorf("service: service_role: %w", err)
 		}
 		s.roleVerifier = v
 	}

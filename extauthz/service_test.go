@@ -36,9 +36,8 @@ func serviceRoleToken(t testing.TB, key string, mut map[string]any) string {
 }
 
 func withServices(c *config.Config) {
-	c.Auth.Issuers = []config.Issuer{{Issuer: projectIssuer, HS256Secret: jwtSecret}}
+	c.Auth.Issuers = []config.Issuer{{Issuer: projectIssuer, HS256Secret: jwtSecret, ServiceRole: true}}
 	c.Service.TrustedPrincipals = []string{workload}
-	c.Service.ServiceRole.Enabled = true
 	c.Service.APIKeys = map[string]string{"worker": svcKeyWorker}
 	c.Service.APIKeysEnv = map[string]string{"billing": "BILLING_SERVICE_KEY"}
 }
@@ -74,6 +73,9 @@ func TestCheckServiceCallers(t *testing.T) {
 		{name: "trusted principal, unknown account", mutate: withServices, principal: workload, headers: acct(acctNone), want: denied(403, apierror.AccountNotFound)},
 		{name: "trusted principal, account lookup down", mutate: withServices, principal: workload, headers: acct(acctDown), want: denied(503, apierror.Unavailable)},
 		{name: "trusted principal, tier refuses model", mutate: withServices, principal: workload, path: pathSonnet, headers: acct(acctA), want: denied(403, apierror.ModelNotAllowed)},
+		{name: "trusted principal, account without plan row is an unknown tier", mutate: withServices, principal: workload, headers: acct(acctB), want: denied(403, apierror.UnknownTier)},
+		{name: "trusted principal, tier not listed", mutate: servicesWith(func(c *config.Config) { delete(c.Plans.Models, "tier_200_1000") }),
+			principal: workload, headers: acct(acctTeam), want: denied(403, apierror.UnknownTier)},
 		{name: "trusted principal, credit gate", mutate: servicesWith(func(c *config.Config) { c.Plans.BlockOnNoCredits = true }),
 			principal: workload, headers: acct(acctBroke), want: denied(403, apierror.InsufficientCredits)},
 		{name: "untrusted principal is anonymous", mutate: withServices, principal: "spiffe://cluster.local/ns/evil/sa/x", headers: acct(acctTeam), want: denied(401, apierror.MissingCredential)},
@@ -89,15 +91,31 @@ func TestCheckServiceCallers(t *testing.T) {
 			want: serviceAllowed(acctTeam, "supabase-service-role", "tier_200_1000", true, "service_role")},
 		{name: "service_role key, configured issuer", mutate: withServices, headers: with(bearer(serviceRoleToken(t, jwtSecret, map[string]any{"iss": projectIssuer})), "x-account-id", acctA),
 			want: serviceAllowed(acctA, "supabase-service-role", "tier_2_20", false, "service_role")},
-		{name: "service_role key, custom principal name", mutate: servicesWith(func(c *config.Config) { c.Service.ServiceRole.Principal = "backend" }),
+		{name: "service_role key, custom principal name", mutate: servicesWith(func(c *config.Config) {
+			c.Service.ServiceRole.Principal = "backend"
+			c.Plans.Models["none"] = []string{"*"}
+		}),
 			headers: with(bearer(srt), "x-account-id", acctB), want: serviceAllowed(acctB, "backend", "none", false, "service_role")},
 		{name: "service_role key without account", mutate: withServices, headers: bearer(srt), want: denied(400, apierror.AccountRequired)},
 		{name: "service_role key, unknown account", mutate: withServices, headers: with(bearer(srt), "x-account-id", acctNone), want: denied(403, apierror.AccountNotFound)},
 		{name: "service_role key, wrong secret", mutate: withServices, headers: with(bearer(serviceRoleToken(t, "wrong-secret-wrong-secret-wrong-secret-xx", nil)), "x-account-id", acctTeam), want: denied(401, apierror.InvalidToken)},
 		{name: "service_role key, expired", mutate: withServices, headers: with(bearer(serviceRoleToken(t, jwtSecret, map[string]any{"exp": time.Now().Add(-time.Hour).Unix()})), "x-account-id", acctTeam), want: denied(401, apierror.InvalidToken)},
 		{name: "service_role key naming a user", mutate: withServices, headers: with(bearer(serviceRoleToken(t, jwtSecret, map[string]any{"sub": userA})), "x-account-id", acctTeam), want: denied(401, apierror.InvalidToken)},
-		{name: "service_role disabled", mutate: servicesWith(func(c *config.Config) { c.Service.ServiceRole.Enabled = false }),
+		{name: "service_role disabled", mutate: servicesWith(func(c *config.Config) { c.Auth.Issuers[0].ServiceRole = false }),
 			headers: with(bearer(srt), "x-account-id", acctTeam), want: denied(401, apierror.InvalidToken)},
+		{name: "service_role key of another project with the same secret", mutate: withServices,
+			headers: with(bearer(serviceRoleToken(t, jwtSecret, map[string]any{"ref": "efgh"})), "x-account-id", acctTeam), want: denied(401, apierror.InvalidToken)},
+		{name: "legacy service_role key without ref", mutate: withServices,
+			headers: with(bearer(serviceRoleToken(t, jwtSecret, map[string]any{"ref": nil})), "x-account-id", acctTeam), want: denied(401, apierror.InvalidToken)},
+		{name: "service_role enabled on the other project only", mutate: servicesWith(func(c *config.Config) {
+			c.Auth.Issuers[0].ServiceRole = false
+			c.Auth.Issuers = append(c.Auth.Issuers, config.Issuer{Issuer: "https://efgh.supabase.co/auth/v1", HS256Secret: jwtSecret, ServiceRole: true})
+		}), headers: with(bearer(srt), "x-account-id", acctTeam), want: denied(401, apierror.InvalidToken)},
+		{name: "service_role per issuer: the other project's own key", mutate: servicesWith(func(c *config.Config) {
+			c.Auth.Issuers[0].ServiceRole = false
+			c.Auth.Issuers = append(c.Auth.Issuers, config.Issuer{Issuer: "https://efgh.supabase.co/auth/v1", HS256Secret: jwtSecret, ServiceRole: true})
+		}), headers: with(bearer(serviceRoleToken(t, jwtSecret, map[string]any{"ref": "efgh"})), "x-account-id", acctTeam),
+			want: serviceAllowed(acctTeam, "supabase-service-role", "tier_200_1000", true, "service_role")},
 		{name: "service_role via query token refused", mutate: servicesWith(func(c *config.Config) { c.Auth.QueryToken.Enabled = true }),
 			path: pathHaiku + "?token=" + srt, headers: acct(acctTeam), want: denied(401, apierror.InvalidToken)},
 
@@ -161,7 +179,14 @@ func TestNewServiceValidation(t *testing.T) {
 		mutate func(*config.Config)
 		getenv func(string) string
 	}{
-		{"service_role without an HS256 issuer", func(c *config.Config) { c.Service.ServiceRole.Enabled = true }, nil},
+		{"service_role without an HS256 issuer", func(c *config.Config) {
+			c.Auth.Issuers = []config.Issuer{{Issuer: projectIssuer, ServiceRole: true, JWKSURL: projectIssuer + "/.well-known/jwks.json"}}
+		}, nil},
+		{"removed global service_role switch", func(c *config.Config) { c.Service.ServiceRole.Enabled = true }, nil},
+		{"removed global service_role switch with one HS256 issuer", func(c *config.Config) {
+			c.Auth.Issuers = []config.Issuer{{Issuer: projectIssuer, HS256Secret: jwtSecret}}
+			c.Service.ServiceRole.Enabled = true
+		}, nil},
 		{"service key env empty", func(c *config.Config) { c.Service.APIKeysEnv = map[string]string{"x": "UNSET"} }, nil},
 		{"short service key", func(c *config.Config) { c.Service.APIKeys = map[string]string{"x": "short"} }, nil},
 		{"empty trusted principal", func(c *config.Config) { c.Service.TrustedPrincipals = []string{""} }, nil},

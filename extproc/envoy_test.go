@@ -34,6 +34,8 @@ func (testAuthz) Check(_ context.Context, req *authv3.CheckRequest) (*authv3.Che
 		id = proID
 	case strings.HasPrefix(v, "enterprise:"):
 		id = &identity.Identity{AccountID: strings.TrimPrefix(v, "enterprise:"), Enterprise: true, Tier: "enterprise"}
+	case strings.HasPrefix(v, "tier:"):
+		id = &identity.Identity{AccountID: "acct-pro", Tier: strings.TrimPrefix(v, "tier:")}
 	}
 	resp := &authv3.CheckResponse{Status: &status.Status{}, HttpResponse: &authv3.CheckResponse_OkResponse{OkResponse: &authv3.OkHttpResponse{}}}
 	if id != nil {
@@ -172,8 +174,9 @@ func startEnvoyWith(t *testing.T, srv *Server, upstream http.Handler, allowModeO
 	return listen
 }
 
-// sendThroughEnvoy sends a client request carrying caller credentials.
-func sendThroughEnvoy(t *testing.T, listen int, tenantName, tid, method, path string, body []byte) (int, []byte, http.Header) {
+// sendThroughEnvoy sends a client request carrying caller credentials and
+// the extra headers given as name, value pairs.
+func sendThroughEnvoy(t *testing.T, listen int, tenantName, tid, method, path string, body []byte, extra ...[2]string) (int, []byte, http.Header) {
 	t.Helper()
 	var rd io.Reader
 	if body != nil {
@@ -193,6 +196,9 @@ func sendThroughEnvoy(t *testing.T, listen int, tenantName, tid, method, path st
 	req.Header.Set("X-Test-Id", tid)
 	if tenantName != "" {
 		req.Header.Set("X-Test-Tenant", tenantName)
+	}
+	for _, h := range extra {
+		req.Header.Add(h[0], h[1])
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

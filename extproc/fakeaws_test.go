@@ -61,11 +61,14 @@ func (c *worldClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return 
 
 func (c *worldClock) Add(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
 
-func newAWSWorld(t *testing.T, tenants int) *awsWorld {
-	return newAWSWorldAt(t, tenants, &worldClock{t: time.Now()})
+// worldOption adjusts the fake Bedrock's or tenantgate's options of a world.
+type worldOption func(*bedrock.Config, *Options)
+
+func newAWSWorld(t *testing.T, tenants int, opts ...worldOption) *awsWorld {
+	return newAWSWorldAt(t, tenants, &worldClock{t: time.Now()}, opts...)
 }
 
-func newAWSWorldAt(t *testing.T, tenants int, clock *worldClock) *awsWorld {
+func newAWSWorldAt(t *testing.T, tenants int, clock *worldClock, opts ...worldOption) *awsWorld {
 	t.Helper()
 	store := credstore.New(clock.Now)
 	store.AddStatic(fakePlatformKey, fakePlatformSecret, fakePlatformARN)
@@ -88,18 +91,23 @@ func newAWSWorldAt(t *testing.T, tenants int, clock *worldClock) *awsWorld {
 	}
 	stsHTTP := httptest.NewServer(stsSrv)
 	t.Cleanup(stsHTTP.Close)
-	br, err := bedrock.New(bedrock.Config{Credentials: store, Regions: fakeRegions, StreamDelay: time.Millisecond, Now: clock.Now})
+	brCfg := bedrock.Config{Credentials: store, Regions: fakeRegions, StreamDelay: time.Millisecond, Now: clock.Now}
+	platform := credentials.NewStaticCredentialsProvider(fakePlatformKey, fakePlatformSecret, "")
+	cfg := testExtProcConfig()
+	cfg.AssumeRole = config.AssumeRole{Duration: config.Duration(time.Hour), RefreshBefore: config.Duration(5 * time.Minute),
+		RefreshJitter: config.Duration(time.Minute), FailureTTL: config.Duration(5 * time.Second),
+		Timeout: config.Duration(5 * time.Second), SessionNamePrefix: "tenantgate-"}
+	srvOpts := Options{Config: cfg, Platform: platform, Now: clock.Now}
+	for _, o := range opts {
+		o(&brCfg, &srvOpts)
+	}
+	br, err := bedrock.New(brCfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	brHTTP := httptest.NewServer(br)
 	t.Cleanup(brHTTP.Close)
 
-	platform := credentials.NewStaticCredentialsProvider(fakePlatformKey, fakePlatformSecret, "")
-	cfg := testExtProcConfig()
-	cfg.AssumeRole = config.AssumeRole{Duration: config.Duration(time.Hour), RefreshBefore: config.Duration(5 * time.Minute),
-		RefreshJitter: config.Duration(time.Minute), FailureTTL: config.Duration(5 * time.Second),
-		Timeout: config.Duration(5 * time.Second), SessionNamePrefix: "tenantgate-"}
 	cache := awscreds.New(awscreds.Options{
 		Config: cfg.AssumeRole,
 		Now:    clock.Now,
@@ -108,7 +116,7 @@ func newAWSWorldAt(t *testing.T, tenants int, clock *worldClock) *awsWorld {
 			Region: cfg.DefaultRegion, Credentials: platform, BaseEndpoint: aws.String(stsHTTP.URL), HTTPClient: stsHTTP.Client(),
 		}),
 	})
-	srv, err := New(Options{Config: cfg, Platform: platform, Now: clock.Now}, routes, cache)
+	srv, err := New(srvOpts, routes, cache)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,6 +21,7 @@ import (
 
 	"github.com/tenantgate/tenantgate/internal/config"
 	"github.com/tenantgate/tenantgate/internal/identity"
+	"github.com/tenantgate/tenantgate/internal/plan"
 	"github.com/tenantgate/tenantgate/internal/tenant"
 )
 
@@ -99,11 +100,27 @@ func newTestServer(t testing.TB, cfg config.ExtProc, routes *fakeRoutes, creds *
 		StripHeaders: []string{"X-Internal-Key"},
 		Platform:     aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) { return platformCreds, nil }),
 		Now:          func() time.Time { return testNow },
+		// The plans `serve` builds from a configuration with defaults.
+		BedrockHeaders: defaultPlans(t),
 	}, routes, creds)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return s
+}
+
+// defaultPlans is the plan catalog of the default configuration.
+func defaultPlans(t testing.TB) *plan.Catalog {
+	t.Helper()
+	c, err := config.Parse(nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cat, err := plan.New(c.Plans)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cat
 }
 
 type hdr struct{ k, v string }

@@ -32,8 +32,9 @@ const (
 
 // streamState carries one request from its headers to its body.
 type streamState struct {
-	pending *pending
-	done    bool
+	pending  *pending
+	done     bool
+	response responseState
 }
 
 // pending is a request whose headers were accepted and whose body is awaited.
@@ -45,6 +46,9 @@ type pending struct {
 	choice  choice
 	body    []byte
 	start   time.Time
+	// unlisted are x-amzn-bedrock-* headers the plan does not allow:
+	// removed, never signed.
+	unlisted []string
 }
 
 // choice is the AWS identity and region chosen for a request.
@@ -78,15 +82,15 @@ var bufferedMode = &filterv3.ProcessingMode{
 func (s *Server) handle(ctx context.Context, st *streamState, req *extprocv3.ProcessingRequest) *extprocv3.ProcessingResponse {
 	switch r := req.GetRequest().(type) {
 	case *extprocv3.ProcessingRequest_RequestHeaders:
-		return s.onHeaders(ctx, st, req, r.RequestHeaders)
+		return watchResponses(s.onHeaders(ctx, st, req, r.RequestHeaders))
 	case *extprocv3.ProcessingRequest_RequestBody:
 		return s.onBody(ctx, st, r.RequestBody)
 	case *extprocv3.ProcessingRequest_RequestTrailers:
 		return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_RequestTrailers{RequestTrailers: &extprocv3.TrailersResponse{}}}
 	case *extprocv3.ProcessingRequest_ResponseHeaders:
-		return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_ResponseHeaders{ResponseHeaders: &extprocv3.HeadersResponse{}}}
+		return s.onResponseHeaders(st, r.ResponseHeaders)
 	case *extprocv3.ProcessingRequest_ResponseBody:
-		return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_ResponseBody{ResponseBody: &extprocv3.BodyResponse{}}}
+		return s.onResponseBody(ctx, st, r.ResponseBody)
 	case *extprocv3.ProcessingRequest_ResponseTrailers:
 		return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_ResponseTrailers{ResponseTrailers: &extprocv3.TrailersResponse{}}}
 	default:
@@ -130,11 +134,15 @@ func (s *Server) onHeaders(ctx context.Context, st *streamState, req *extprocv3.
 			return fail(newReject(apierror.BodyTooLarge, s.cfg.MaxBodyBytes), kindNone, "")
 		}
 	}
+	unlisted, rej := s.screenBedrockHeaders(ctx, id.Tier, hdrs)
+	if rej != nil {
+		return fail(rej, kindNone, "")
+	}
 	ch, rej := s.choose(ctx, id)
 	if rej != nil {
 		return fail(rej, ch.kind, ch.region)
 	}
-	p := &pending{method: method, path: path, headers: hdrs, op: op, choice: ch, start: start}
+	p := &pending{method: method, path: path, headers: hdrs, op: op, choice: ch, start: start, unlisted: unlisted}
 	if h.GetEndOfStream() {
 		mut, rej := s.sign(ctx, p, sigv4sign.EmptyPayloadHash)
 		if rej != nil {
@@ -151,7 +159,7 @@ func (s *Server) onHeaders(ctx context.Context, st *streamState, req *extprocv3.
 	// the reply to the buffered body.
 	return &extprocv3.ProcessingResponse{
 		Response: &extprocv3.ProcessingResponse_RequestHeaders{RequestHeaders: &extprocv3.HeadersResponse{
-			Response: &extprocv3.CommonResponse{HeaderMutation: &extprocv3.HeaderMutation{RemoveHeaders: s.removals(hdrs, nil)}},
+			Response: &extprocv3.CommonResponse{HeaderMutation: &extprocv3.HeaderMutation{RemoveHeaders: s.removals(hdrs, nil, unlisted...)}},
 		}},
 		ModeOverride: bufferedMode,
 	}
@@ -248,7 +256,7 @@ func (s *Server) choose(ctx context.Context, id identity.Identity) (choice, *rej
 func (s *Server) sign(ctx context.Context, p *pending, payloadHash string) (*extprocv3.HeaderMutation, *reject) {
 	host := s.cfg.Host(p.choice.region)
 	set := map[string]bool{":authority": true, sigv4sign.HeaderAuthorization: true, sigv4sign.HeaderAmzDate: true}
-	remove := s.removals(p.headers, set)
+	remove := s.removals(p.headers, set, p.unlisted...)
 	removed := make(map[string]bool, len(remove))
 	for _, r := range remove {
 		removed[r] = true
@@ -295,13 +303,16 @@ func (s *Server) sign(ctx context.Context, p *pending, payloadHash string) (*ext
 var builtinStrip = []string{"authorization", "x-api-key", "x-service-key", "cookie", "proxy-authorization"}
 
 // removals lists the caller's headers to drop, except those in keep (which
-// the mutation overwrites).
-func (s *Server) removals(hdrs map[string][]string, keep map[string]bool) []string {
+// the mutation overwrites), plus extra (headers the plan does not allow).
+func (s *Server) removals(hdrs map[string][]string, keep map[string]bool, extra ...string) []string {
 	var out []string
 	drop := func(name string) {
 		if _, present := hdrs[name]; present && !keep[name] {
 			out = appendOnce(out, name)
 		}
+	}
+	for _, n := range extra {
+		drop(n)
 	}
 	for _, n := range builtinStrip {
 		drop(n)

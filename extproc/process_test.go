@@ -162,8 +162,9 @@ func TestSignsWithoutBody(t *testing.T) {
 	hs := clientHeaders("GET", "/async-invoke?maxResults=5&statusEquals=InProgress")
 	resp := s.handle(context.Background(), &streamState{}, headersMsg(proID, true, hs...))
 	hr := resp.GetRequestHeaders()
-	if hr == nil || resp.GetModeOverride() != nil {
-		t.Fatalf("want signed headers response without mode override, got %v", resp)
+	// The only mode change asks for the response headers (see response.go).
+	if mo := resp.GetModeOverride(); hr == nil || mo.GetRequestBodyMode() != filterv3.ProcessingMode_NONE || mo.GetResponseHeaderMode() != filterv3.ProcessingMode_SEND {
+		t.Fatalf("want signed headers response asking only for the response headers, got %v", resp)
 	}
 	if !hr.GetResponse().GetClearRouteCache() {
 		t.Fatal("clear_route_cache not set")
@@ -211,7 +212,7 @@ func TestBodyFlow(t *testing.T) {
 			r1 := s.handle(context.Background(), st, headersMsg(tc.id, false, hs...))
 			mo := r1.GetModeOverride()
 			if r1.GetRequestHeaders() == nil || mo == nil || mo.GetRequestBodyMode() != filterv3.ProcessingMode_BUFFERED ||
-				mo.GetResponseHeaderMode() != filterv3.ProcessingMode_SKIP || mo.GetRequestHeaderMode() != filterv3.ProcessingMode_SEND ||
+				mo.GetResponseHeaderMode() != filterv3.ProcessingMode_SEND || mo.GetRequestHeaderMode() != filterv3.ProcessingMode_SEND ||
 				mo.GetResponseBodyMode() != filterv3.ProcessingMode_NONE {
 				t.Fatalf("headers reply: %v", r1)
 			}

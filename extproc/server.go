@@ -51,6 +51,10 @@ type Options struct {
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
 	Now        func() time.Time
+	// BedrockHeaders decides which x-amzn-bedrock-* request headers each
+	// plan tier may send (a *plan.Catalog). Nil allows none: every one is
+	// removed before signing.
+	BedrockHeaders BedrockHeaderPolicy
 }
 
 // Server is the ext_proc gRPC service.
@@ -66,6 +70,10 @@ type Server struct {
 
 	requests *prometheus.CounterVec
 	signing  *prometheus.HistogramVec
+
+	bedrockHeaders BedrockHeaderPolicy
+	headerDrops    *prometheus.CounterVec
+	errorBodies    *prometheus.CounterVec
 }
 
 // New returns a Server. routes and creds are needed only for enterprise
@@ -110,6 +118,18 @@ func New(opts Options, routes RouteStore, creds TenantCredentials) (*Server, err
 			Buckets: []float64{.0005, .001, .005, .01, .05, .1, .25, .5, 1, 2.5, 5, 10},
 		}, []string{"kind"}),
 	}
+	s.bedrockHeaders = opts.BedrockHeaders
+	if s.bedrockHeaders == nil {
+		s.bedrockHeaders = noBedrockHeaders{}
+	}
+	s.headerDrops = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tenantgate_extproc_bedrock_headers_blocked_total",
+		Help: "x-amzn-bedrock-* request headers a plan does not allow, by header name (known names, else other) and action (stripped, rejected).",
+	}, []string{"header", "action"})
+	s.errorBodies = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tenantgate_extproc_error_bodies_total",
+		Help: "Upstream error responses (status >= 400) whose body was checked for AWS account ids and ARNs, by result (scrubbed, replaced, unchanged).",
+	}, []string{"result"})
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -121,6 +141,12 @@ func New(opts Options, routes RouteStore, creds TenantCredentials) (*Server, err
 			return nil, fmt.Errorf("extproc: register metrics: %w", err)
 		}
 		if err := opts.Registerer.Register(s.signing); err != nil {
+			return nil, fmt.Errorf("extproc: register metrics: %w", err)
+		}
+		if err := opts.Registerer.Register(s.errorBodies); err != nil {
+			return nil, fmt.Errorf("extproc: register metrics: %w", err)
+		}
+		if err := opts.Registerer.Register(s.headerDrops); err != nil {
 			return nil, fmt.Errorf("extproc: register metrics: %w", err)
 		}
 	}

@@ -33,10 +33,12 @@ Usage:
   tenantgate migrate [--database-url URL] [--dev]
         Apply the database migrations. URL defaults to $TENANTGATE_DATABASE_URL.
         --dev first creates a minimal basejump/credit_accounts/api_keys schema.
-  tenantgate check-config [--config FILE] [--demo]
+  tenantgate check-config [--config FILE] [--demo] [--offline]
         Validate a configuration (environment applied) as serve would, print it
         with secrets redacted, and warn about a database URL through which
-        LISTEN/NOTIFY cannot work (transaction-mode pooler, port 6543).
+        LISTEN/NOTIFY cannot work (transaction-mode pooler, port 6543) and about
+        plan tiers in the store (or enterprise_tiers) that plans.models does not
+        list: their accounts are refused. --offline skips reading the store.
   tenantgate version
         Print the build version.
 
@@ -72,7 +74,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	case "migrate":
 		err = migrate(ctx, args[1:], stderr, getenv)
 	case "check-config":
-		err = checkConfig(args[1:], stdout, stderr, getenv)
+		err = checkConfig(ctx, args[1:], stdout, stderr, getenv)
 	case "version", "--version", "-version":
 		if len(args) > 1 {
 			err = fmt.Errorf("%w: version takes no arguments", errUsage)
@@ -120,10 +122,15 @@ func parse(fs *flag.FlagSet, args []string) error {
 // loadConfig parses the --config and --demo flags that serve and
 // check-config share and loads the configuration they name. The store rule
 // (a database, a tenants file or an explicit --demo) is config.Store.Kind's.
-func loadConfig(name string, args []string, stderr io.Writer, getenv func(string) string) (*config.Config, error) {
+// loadConfig parses the flags serve and check-config share (plus those extra
+// registers), loads the configuration and applies the store rule.
+func loadConfig(name string, args []string, stderr io.Writer, getenv func(string) string, extra func(*flag.FlagSet)) (*config.Config, error) {
 	fs := newFlags(name, stderr)
 	path := fs.String("config", "", "YAML configuration file (optional: defaults only)")
 	demo := fs.Bool("demo", false, "serve the embedded public DEMO tenants and their public demo API key (store.demo: true); never in production")
+	if extra != nil {
+		extra(fs)
+	}
 	if err := parse(fs, args); err != nil {
 		return nil, err
 	}
@@ -141,7 +148,7 @@ func loadConfig(name string, args []string, stderr io.Writer, getenv func(string
 }
 
 func serve(ctx context.Context, args []string, stderr io.Writer, getenv func(string) string) error {
-	cfg, err := loadConfig("serve", args, stderr, getenv)
+	cfg, err := loadConfig("serve", args, stderr, getenv, nil)
 	if err != nil {
 		return err
 	}
@@ -181,10 +188,22 @@ func migrate(ctx context.Context, args []string, stderr io.Writer, getenv func(s
 	return nil
 }
 
-func checkConfig(args []string, stdout, stderr io.Writer, getenv func(string) string) error {
-	cfg, err := loadConfig("check-config", args, stderr, getenv)
+func checkConfig(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+	var offline *bool
+	cfg, err := loadConfig("check-config", args, stderr, getenv, func(fs *flag.FlagSet) {
+		offline = fs.Bool("offline", false, "do not read the store (skips the check of the tiers in use)")
+	})
 	if err != nil {
 		return err
+	}
+	var warnings []string
+	if *offline {
+		warnings, err = app.CheckTiers(ctx, cfg, nil)
+	} else {
+		warnings, err = app.CheckTiers(ctx, cfg, app.StoreTiers)
+	}
+	if err != nil {
+		return fmt.Errorf("%w (--offline skips the store)", err)
 	}
 	out, err := app.EffectiveYAML(cfg)
 	if err != nil {
@@ -195,6 +214,12 @@ func checkConfig(args []string, stdout, stderr io.Writer, getenv func(string) st
 	}
 	if _, err := cfg.Store.ListenURL(); err != nil {
 		fmt.Fprintf(stderr, "warning: %v\n", err)
+	}
+	for _, w := range warnings {
+		fmt.Fprintf(stderr, "warning: %s\n", w)
+	}
+	if *offline {
+		fmt.Fprintln(stderr, "note: --offline: the tiers in the store were not checked against plans.models")
 	}
 	fmt.Fprintf(stderr, "configuration OK (store: %s)\n", app.StoreKind(cfg.Store))
 	return nil

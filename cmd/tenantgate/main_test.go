@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/tenantgate/tenantgate/internal/testpg"
 )
 
@@ -49,15 +51,15 @@ func TestRun(t *testing.T) {
 		{name: "check-config --demo with a database", args: []string{"check-config", "--demo"},
 			env:      map[string]string{"TENANTGATE_DATABASE_URL": "postgres://u:dbpass@h/db"},
 			wantCode: 1, wantStderr: "cannot be combined with database_url or tenants_file", notIn: "dbpass"},
-		{name: "check-config tenants file", args: []string{"check-config", "--config", tenantsFile}, wantCode: 0, wantStderr: "configuration OK (store: tenants-file)"},
-		{name: "check-config transaction pooler", args: []string{"check-config"},
+		{name: "check-config tenants file", args: []string{"check-config", "--offline", "--config", tenantsFile}, wantCode: 0, wantStderr: "configuration OK (store: tenants-file)"},
+		{name: "check-config transaction pooler", args: []string{"check-config", "--offline"},
 			env:      map[string]string{"TENANTGATE_DATABASE_URL": "postgres://postgres.ref:dbpass@aws-0-eu-west-1.pooler.supabase.com:6543/postgres"},
 			wantCode: 0, wantStderr: "warning: store.database_url looks like a transaction-mode pooler", notIn: "dbpass"},
-		{name: "check-config pooler with listen url", args: []string{"check-config"},
+		{name: "check-config pooler with listen url", args: []string{"check-config", "--offline"},
 			env: map[string]string{"TENANTGATE_DATABASE_URL": "postgres://postgres.ref:dbpass@aws-0-eu-west-1.pooler.supabase.com:6543/postgres",
 				"TENANTGATE_LISTEN_DATABASE_URL": "postgres://postgres:listenpass@db.ref.supabase.co:5432/postgres"},
-			wantCode: 0, wantStdout: "listen_database_url: postgres://postgres:REDACTED@db.ref.supabase.co:5432/postgres", wantStderr: "configuration OK (store: postgres)", notIn: "dbpass|listenpass|warning"},
-		{name: "check-config file with env secret", args: []string{"check-config", "--config", good},
+			wantCode: 0, wantStdout: "listen_database_url: postgres://postgres:REDACTED@db.ref.supabase.co:5432/postgres", wantStderr: "configuration OK (store: postgres)", notIn: "dbpass|listenpass|transaction-mode"},
+		{name: "check-config file with env secret", args: []string{"check-config", "--offline", "--config", good},
 			env:      map[string]string{"API_KEY_SECRET": secret, "TENANTGATE_DATABASE_URL": "postgres://u:dbpass@h/db"},
 			wantCode: 0, wantStdout: "secret: REDACTED", wantStderr: "store: postgres", notIn: secret + "|dbpass"},
 		{name: "check-config invalid", args: []string{"check-config", "--config", bad}, wantCode: 1, wantStderr: "grpc_port"},
@@ -174,5 +176,134 @@ func TestMigrateAgainstPostgres(t *testing.T) {
 		if !strings.Contains(stderr.String(), "migrations applied") {
 			t.Errorf("no success log: %s", stderr.String())
 		}
+	}
+}
+
+// tenantsWithTiers is a tenants file whose accounts have the tiers free and
+// gold, and one account without a tier.
+const tenantsWithTiers = `accounts:
+  - {id: a0000000-0000-4000-8000-000000000001, personal: true, primary_owner: 11111111-1111-4111-8111-111111111111, tier: free}
+  - {id: a0000000-0000-4000-8000-000000000002, personal: true, primary_owner: 22222222-2222-4222-8222-222222222222, tier: gold}
+  - {id: a0000000-0000-4000-8000-000000000003, personal: true, primary_owner: 33333333-3333-4333-8333-333333333333}
+`
+
+func TestCheckConfigWarnsAboutUnlistedTiers(t *testing.T) {
+	tenants := filepath.Join(t.TempDir(), "tenants.yaml")
+	if err := os.WriteFile(tenants, []byte(tenantsWithTiers), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name       string
+		config     string
+		args       []string
+		wantWarn   []string
+		wantNoWarn []string
+	}{
+		{name: "unlisted tiers and accounts without a tier",
+			config:     "store: {tenants_file: " + tenants + "}\nplans: {enterprise_tiers: [], models: {free: ['anthropic.*']}}\n",
+			wantWarn:   []string{`tier "gold"`, `tier "none"`},
+			wantNoWarn: []string{`tier "free"`}},
+		{name: "every tier listed",
+			config:     "store: {tenants_file: " + tenants + "}\nplans: {enterprise_tiers: [], models: {free: ['*'], gold: ['*'], none: []}}\n",
+			wantNoWarn: []string{"warning"}},
+		{name: "explicit default_models covers every tier",
+			config:     "store: {tenants_file: " + tenants + "}\nplans: {enterprise_tiers: [], default_models: ['anthropic.*']}\n",
+			wantNoWarn: []string{"warning"}},
+		{name: "offline skips the store",
+			config:     "store: {tenants_file: " + tenants + "}\nplans: {enterprise_tiers: [], models: {free: ['*']}}\n",
+			args:       []string{"--offline"},
+			wantWarn:   []string{"not checked"},
+			wantNoWarn: []string{`tier "gold"`}},
+		{name: "enterprise tier without model rules, offline too",
+			config:   "store: {tenants_file: " + tenants + "}\nplans: {enterprise_tiers: [gold], models: {free: ['*']}}\n",
+			args:     []string{"--offline"},
+			wantWarn: []string{`enterprise tier "gold"`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := writeFile(t, tt.config)
+			var stdout, stderr bytes.Buffer
+			args := append([]string{"check-config", "--config", cfg}, tt.args...)
+			if code := run(context.Background(), args, &stdout, &stderr, func(string) string { return "" }); code != 0 {
+				t.Fatalf("exit %d: %s", code, stderr.String())
+			}
+			for _, w := range tt.wantWarn {
+				if !strings.Contains(stderr.String(), w) {
+					t.Errorf("stderr lacks %q:\n%s", w, stderr.String())
+				}
+			}
+			for _, w := range tt.wantNoWarn {
+				if strings.Contains(stderr.String(), w) {
+					t.Errorf("stderr has %q:\n%s", w, stderr.String())
+				}
+			}
+			if !strings.Contains(stderr.String(), "configuration OK") {
+				t.Errorf("no OK line: %s", stderr.String())
+			}
+		})
+	}
+}
+
+func TestCheckConfigTiersFromPostgres(t *testing.T) {
+	url := testpg.Start(t)
+	getenv := func(k string) string {
+		if k == "TENANTGATE_DATABASE_URL" {
+			return url
+		}
+		return ""
+	}
+	ctx := context.Background()
+	var stdout, stderr bytes.Buffer
+	if code := run(ctx, []string{"migrate", "--dev"}, &stdout, &stderr, getenv); code != 0 {
+		t.Fatalf("migrate: exit %d: %s", code, stderr.String())
+	}
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, `
+INSERT INTO basejump.accounts (id, primary_owner_user_id, name, slug, personal_account) VALUES
+  ('a0000000-0000-4000-8000-000000000001', '11111111-1111-4111-8111-111111111111', 'A', 'a', true),
+  ('a0000000-0000-4000-8000-000000000002', '22222222-2222-4222-8222-222222222222', 'B', 'b', true),
+  ('a0000000-0000-4000-8000-000000000003', '33333333-3333-4333-8333-333333333333', 'C', 'c', true);
+INSERT INTO public.credit_accounts (account_id, tier) VALUES
+  ('a0000000-0000-4000-8000-000000000001', 'free'),
+  ('a0000000-0000-4000-8000-000000000002', 'tier_legacy_9');
+`); err != nil {
+		t.Fatal(err)
+	}
+	cfg := writeFile(t, "plans: {enterprise_tiers: [], models: {free: ['anthropic.*']}}\n")
+	stdout.Reset()
+	stderr.Reset()
+	if code := run(ctx, []string{"check-config", "--config", cfg}, &stdout, &stderr, getenv); code != 0 {
+		t.Fatalf("check-config: exit %d: %s", code, stderr.String())
+	}
+	out := stderr.String()
+	for _, w := range []string{`tier "tier_legacy_9"`, `tier "none"`, "configuration OK (store: postgres)"} {
+		if !strings.Contains(out, w) {
+			t.Errorf("stderr lacks %q:\n%s", w, out)
+		}
+	}
+	if strings.Contains(out, `tier "free"`) {
+		t.Errorf("listed tier reported:\n%s", out)
+	}
+}
+
+func TestCheckConfigStoreUnreachable(t *testing.T) {
+	cfg := writeFile(t, "store: {query_timeout: 1s}\n")
+	getenv := func(k string) string {
+		if k == "TENANTGATE_DATABASE_URL" {
+			return "postgres://u:topsecret@127.0.0.1:1/db?connect_timeout=2"
+		}
+		return ""
+	}
+	var stdout, stderr bytes.Buffer
+	code := run(context.Background(), []string{"check-config", "--config", cfg}, &stdout, &stderr, getenv)
+	if code != 1 {
+		t.Fatalf("exit %d, want 1: %s", code, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "--offline") || strings.Contains(stdout.String()+stderr.String(), "topsecret") {
+		t.Errorf("stderr = %s", stderr.String())
 	}
 }

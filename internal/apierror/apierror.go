@@ -82,6 +82,8 @@ const (
 	NotAMember          Code = "not_a_member"
 	NoPersonalAccount   Code = "no_personal_account"
 	AccountNotFound     Code = "account_not_found"
+	AnonymousUser       Code = "anonymous_user"
+	UnknownTier         Code = "unknown_tier"
 	ModelNotAllowed     Code = "model_not_allowed"
 	InsufficientCredits Code = "insufficient_credits"
 
@@ -93,6 +95,7 @@ const (
 	UnsupportedOperation           Code = "unsupported_operation"
 	NotImplemented                 Code = "not_implemented"
 	BadRequest                     Code = "bad_request"
+	BedrockHeaderNotAllowed        Code = "bedrock_header_not_allowed"
 	BodyTooLarge                   Code = "body_too_large"
 	NoTenantRoute                  Code = "no_tenant_route"
 	TenantRoleDenied               Code = "tenant_role_denied"
@@ -101,7 +104,8 @@ const (
 	Internal                       Code = "internal"
 
 	// Envoy (envoy/envoy.yaml).
-	NotRouted Code = "not_routed"
+	RateLimited Code = "rate_limited"
+	NotRouted   Code = "not_routed"
 )
 
 // Entry is one catalogue row.
@@ -173,6 +177,12 @@ func entries() []Entry {
 		{Code: AccountNotFound, Status: 403, Type: AccessDeniedException, Source: srcAuthz,
 			Message: "the account does not exist",
 			Meaning: "the named account (or the API key's account) does not exist"},
+		{Code: AnonymousUser, Status: 403, Type: AccessDeniedException, Source: srcAuthz,
+			Message: "anonymous users are not allowed",
+			Meaning: "a Supabase anonymous user's token (`is_anonymous: true`) and the issuer does not set `allow_anonymous`"},
+		{Code: UnknownTier, Status: 403, Type: AccessDeniedException, Source: srcAuthz,
+			Message: "the account's plan tier is not configured",
+			Meaning: "the account's tier (or `none`: no `credit_accounts` row) is not listed in `plans.models`"},
 		{Code: ModelNotAllowed, Status: 403, Type: AccessDeniedException, Source: srcAuthz,
 			Message: "the account's plan does not include this model",
 			Meaning: "the account's plan does not include this model"},
@@ -194,6 +204,9 @@ func entries() []Entry {
 		{Code: BadRequest, Status: 400, Type: ValidationException, Source: srcProc,
 			Message: "the request cannot be forwarded",
 			Meaning: "invalid content-length, or a request that cannot be signed"},
+		{Code: BedrockHeaderNotAllowed, Status: 400, Type: ValidationException, Source: srcProc,
+			Message: "header %v is not allowed for this plan", Params: []string{"header name (known x-amzn-bedrock-* names only)"},
+			Meaning: "an `x-amzn-bedrock-*` header the plan does not allow, with `plans.unlisted_bedrock_headers: reject`"},
 		{Code: BodyTooLarge, Status: 413, Type: ValidationException, Source: srcProc,
 			Message: "request body exceeds %v bytes", Params: []string{"extproc.max_body_bytes"},
 			Meaning: "body exceeds `extproc.max_body_bytes`"},
@@ -212,6 +225,9 @@ func entries() []Entry {
 		{Code: Internal, Status: 500, Type: InternalServerException, Source: srcProc,
 			Message: "internal error",
 			Meaning: "an ext_proc protocol error (unexpected message order)"},
+		{Code: RateLimited, Status: 429, Type: ThrottlingException, Source: srcEnvoy, RetryAfter: "1",
+			Message: "Too many requests",
+			Meaning: "Envoy's listener rate limit (before any credential check); AWS SDKs back off and retry"},
 		{Code: NotRouted, Status: 404, Type: ResourceNotFoundException, Source: srcEnvoy,
 			Message: "no Bedrock endpoint is routed for this request",
 			Meaning: "Envoy's catch-all: the request was not routed to a served region's Bedrock host"},

@@ -26,6 +26,7 @@ import (
 	"github.com/tenantgate/tenantgate/internal/awscreds"
 	"github.com/tenantgate/tenantgate/internal/config"
 	"github.com/tenantgate/tenantgate/internal/jwtverify"
+	"github.com/tenantgate/tenantgate/internal/plan"
 	"github.com/tenantgate/tenantgate/internal/server"
 	"github.com/tenantgate/tenantgate/internal/store"
 	"github.com/tenantgate/tenantgate/internal/store/filestore"
@@ -184,12 +185,19 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 		Logger:       log.With("component", "awscreds"),
 		Registerer:   reg,
 	})
+	// ext_proc learns the tier from ext_authz's metadata and asks the same
+	// plans which x-amzn-bedrock-* headers that tier may send.
+	plans, err := plan.New(c.Plans)
+	if err != nil {
+		return nil, fmt.Errorf("app: %w", err)
+	}
 	proc, err := extproc.New(extproc.Options{
-		Config:       c.ExtProc,
-		StripHeaders: extraStrip(&c),
-		Platform:     awsCfg.Credentials,
-		Logger:       log.With("component", "extproc"),
-		Registerer:   reg,
+		Config:         c.ExtProc,
+		StripHeaders:   extraStrip(&c),
+		Platform:       awsCfg.Credentials,
+		Logger:         log.With("component", "extproc"),
+		Registerer:     reg,
+		BedrockHeaders: plans,
 	}, a.store, a.creds)
 	if err != nil {
 		return nil, fmt.Errorf("app: %w", err)
@@ -213,6 +221,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 	}
 	authz.Register(a.srv.GRPC())
 	proc.Register(a.srv.GRPC())
+	a.warnUnlistedTiers(ctx)
 	return a, nil
 }
 

@@ -60,6 +60,8 @@ server:
   shutdown_grace: 5s
 store:
   demo: true
+plans:
+  models: {free: ["*"], tier_125_800: ["*"], tier_200_1000: ["*"]}
 auth:
   issuers:
     - issuer: ` + testIssuer + `
@@ -481,4 +483,38 @@ func httpGetNoFail(url string) (int, string) {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
+}
+
+// A configuration whose plans leave tiers unlisted starts, but says at start
+// which accounts will be refused.
+func TestStartWarnsAboutUnlistedTiers(t *testing.T) {
+	tests := []struct {
+		name, plans string
+		want        []string
+		notWant     string
+	}{
+		{"no tier listed", "plans: {enterprise_tiers: []}\n", []string{"plans.models lists no tier", "unknown_tier"}, ""},
+		{"enterprise tier not listed", "plans: {enterprise_tiers: [tier_9], models: {free: ['*']}}\n", []string{`enterprise tier \"tier_9\"`}, "plans.models lists no tier"},
+		{"every tier listed", "plans: {enterprise_tiers: [tier_9], models: {free: ['*'], tier_9: ['*']}}\n", nil, "unknown_tier"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := testConfig(t, "")
+			p, err := config.Parse([]byte(tt.plans), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg.Plans = p.Plans
+			r := startApp(t, cfg)
+			logs := r.logs.String()
+			for _, w := range tt.want {
+				if !strings.Contains(logs, w) {
+					t.Errorf("start logs lack %q:\n%s", w, logs)
+				}
+			}
+			if tt.notWant != "" && strings.Contains(logs, tt.notWant) {
+				t.Errorf("start logs contain %q:\n%s", tt.notWant, logs)
+			}
+		})
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/url"
 	"path"
+	"regexp"
 	"strings"
 	"time"
 )
@@ -86,6 +87,39 @@ type Issuer struct {
 	UnknownKIDRefetch Duration `yaml:"unknown_kid_refetch"`
 	// Algorithms allowed with JWKS keys (default RS256, ES256, EdDSA).
 	Algorithms []string `yaml:"algorithms"`
+	// AllowAnonymous accepts tokens of Supabase anonymous users
+	// (is_anonymous: true, role authenticated); default false refuses them
+	// with 403 anonymous_user.
+	AllowAnonymous bool `yaml:"allow_anonymous"`
+	// ProjectRef is the Supabase project ref of this issuer (default: the
+	// <ref> of an issuer https://<ref>.supabase.co/auth/v1). A legacy
+	// service_role key (iss "supabase") is accepted only by the issuer whose
+	// project ref equals the key's ref claim.
+	ProjectRef string `yaml:"project_ref"`
+	// ServiceRole accepts this project's Supabase service_role key (HS256,
+	// verified with this issuer's secret only) as a service principal
+	// acting for the account named in x-account-id (default false).
+	ServiceRole bool `yaml:"service_role"`
+}
+
+// projectRefRe is the syntax of a Supabase project ref.
+var projectRefRe = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
+
+// Ref returns the issuer's Supabase project ref: ProjectRef when set,
+// otherwise <ref> of an issuer https://<ref>.supabase.co/auth/v1, otherwise "".
+func (i Issuer) Ref() string {
+	if i.ProjectRef != "" {
+		return i.ProjectRef
+	}
+	u, err := url.Parse(i.Issuer)
+	if err != nil || u.Scheme != "https" || u.Port() != "" || strings.TrimSuffix(u.Path, "/") != "/auth/v1" {
+		return ""
+	}
+	ref, ok := strings.CutSuffix(strings.ToLower(u.Hostname()), ".supabase.co")
+	if !ok || !projectRefRe.MatchString(ref) {
+		return ""
+	}
+	return ref
 }
 
 // UsesJWKS reports whether asymmetric keys are fetched for this issuer.
@@ -178,6 +212,7 @@ func (a *Auth) validate() []error {
 		errs = append(errs, errors.New("auth.api_keys: enabled but no secret (set API_KEY_SECRET)"))
 	}
 	issuers := map[string]bool{}
+	refs := map[string]string{}
 	for i, is := range a.Issuers {
 		where := fmt.Sprintf("auth.issuers[%d]", i)
 		if is.Issuer == "" {
@@ -203,6 +238,18 @@ func (a *Auth) validate() []error {
 			if err != nil || (pu.Scheme != "https" && pu.Scheme != "http") || pu.Host == "" {
 				errs = append(errs, fmt.Errorf("%s: jwks needs an absolute http(s) URL, got %q", where, u))
 			}
+		}
+		if is.ProjectRef != "" && !projectRefRe.MatchString(is.ProjectRef) {
+			errs = append(errs, fmt.Errorf("%s: project_ref %q is not a Supabase project ref (lower-case letters, digits, -)", where, is.ProjectRef))
+		}
+		if ref := is.Ref(); ref != "" {
+			if other, dup := refs[ref]; dup {
+				errs = append(errs, fmt.Errorf("%s: project ref %q is also the ref of %s", where, ref, other))
+			}
+			refs[ref] = where
+		}
+		if is.ServiceRole && is.HS256Secret == "" {
+			errs = append(errs, fmt.Errorf("%s: service_role needs the project's HS256 secret (service_role keys are HS256 JWTs)", where))
 		}
 		for _, alg := range is.Algorithms {
 			switch alg {

@@ -50,7 +50,8 @@ func TestDefaults(t *testing.T) {
 			{"account_header", c.Auth.AccountHeader, "x-account-id"},
 			{"issuers", len(c.Auth.Issuers), 0},
 			{"enterprise_tiers", c.Plans.EnterpriseTiers, []string{"tier_125_800", "tier_200_1000", "tier_150_1200"}},
-			{"default_models", c.Plans.DefaultModels, []string{"*"}},
+			{"default_models (none: unlisted tiers are refused)", c.Plans.DefaultModels, []string(nil)},
+			{"models", c.Plans.Models, map[string][]string(nil)},
 			{"block_on_no_credits", c.Plans.BlockOnNoCredits, false},
 			{"service key header", c.Service.APIKeyHeader, "x-service-key"},
 			{"service role", c.Service.ServiceRole, ServiceRole{Enabled: false, Principal: "supabase-service-role"}},
@@ -246,6 +247,11 @@ func TestValidationErrors(t *testing.T) {
 		{"negative leeway", "auth: {leeway: -1s}", nil, "auth.leeway: must be between 0 and 5m"},
 		{"bad default glob", "plans: {default_models: ['[']}", nil, `plans.default_models: bad glob "["`},
 		{"bad tier glob", "plans: {models: {free: ['anthropic.[']}}", nil, `plans.models.free: bad glob`},
+		{"global service_role switch removed", "service: {service_role: {enabled: true}}", nil, "service.service_role.enabled is no longer supported"},
+		{"global service_role switch removed with one issuer", "auth: {issuers: [{issuer: 'https://abcd.supabase.co/auth/v1', hs256_secret: " + strings.Repeat("s", 32) + "}]}\nservice: {service_role: {enabled: true}}", nil, "set auth.issuers[].service_role"},
+		{"issuer service_role without HS256 secret", "auth: {issuers: [{issuer: 'https://abcd.supabase.co/auth/v1', service_role: true}]}", nil, "auth.issuers[0]: service_role needs the project's HS256 secret"},
+		{"bad project ref", "auth: {issuers: [{issuer: 'https://a/x', project_ref: 'AB CD'}]}", nil, `auth.issuers[0]: project_ref "AB CD" is not a Supabase project ref`},
+		{"project ref twice", "auth: {issuers: [{issuer: 'https://abcd.supabase.co/auth/v1'}, {issuer: 'https://a/x', project_ref: abcd}]}", nil, `auth.issuers[1]: project ref "abcd" is also the ref of auth.issuers[0]`},
 		{"bad principal", "service: {trusted_principals: ['spiffe://a b']}", nil, "service.trusted_principals: invalid principal"},
 		{"empty principal", "service: {trusted_principals: ['']}", nil, "service.trusted_principals: invalid principal"},
 		{"short service key", "service: {api_keys: {worker: short}}", nil, "service.api_keys.worker: key shorter than 32 characters"},
@@ -418,5 +424,31 @@ func TestHelpers(t *testing.T) {
 	}
 	if h := (ExtProc{EndpointTemplate: "bedrock-runtime.{region}.amazonaws.com"}).Host("eu-west-1"); h != "bedrock-runtime.eu-west-1.amazonaws.com" {
 		t.Errorf("Host = %q", h)
+	}
+}
+
+func TestIssuerRef(t *testing.T) {
+	tests := []struct {
+		name string
+		is   Issuer
+		want string
+	}{
+		{"hosted issuer", Issuer{Issuer: "https://abcdefghijklmnopqrst.supabase.co/auth/v1"}, "abcdefghijklmnopqrst"},
+		{"trailing slash", Issuer{Issuer: "https://abcd.supabase.co/auth/v1/"}, "abcd"},
+		{"upper-case host", Issuer{Issuer: "https://ABCD.supabase.co/auth/v1"}, "abcd"},
+		{"explicit ref wins", Issuer{Issuer: "https://abcd.supabase.co/auth/v1", ProjectRef: "efgh"}, "efgh"},
+		{"explicit ref for a custom domain", Issuer{Issuer: "https://auth.example.com/auth/v1", ProjectRef: "efgh"}, "efgh"},
+		{"custom domain without ref", Issuer{Issuer: "https://auth.example.com/auth/v1"}, ""},
+		{"not https", Issuer{Issuer: "http://abcd.supabase.co/auth/v1"}, ""},
+		{"other path", Issuer{Issuer: "https://abcd.supabase.co/"}, ""},
+		{"look-alike domain", Issuer{Issuer: "https://abcd.supabase.co.evil.example/auth/v1"}, ""},
+		{"nested subdomain", Issuer{Issuer: "https://x.abcd.supabase.co/auth/v1"}, ""},
+		{"port", Issuer{Issuer: "https://abcd.supabase.co:8443/auth/v1"}, ""},
+		{"legacy issuer name", Issuer{Issuer: "supabase"}, ""},
+	}
+	for _, tt := range tests {
+		if got := tt.is.Ref(); got != tt.want {
+			t.Errorf("%s: Ref() = %q, want %q", tt.name, got, tt.want)
+		}
 	}
 }

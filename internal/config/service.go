@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 )
@@ -22,15 +23,23 @@ type Service struct {
 	APIKeyHeader string `yaml:"api_key_header"`
 }
 
-// ServiceRole configures the Supabase service_role key (an HS256 JWT with
-// role=service_role and no sub, verified with a configured issuer's HS256
-// secret; legacy keys carry iss "supabase"). When disabled, such tokens are
-// refused with 401 invalid_token wherever they appear.
+// ServiceRole names the Supabase service_role principal. Which projects'
+// service_role keys are accepted is set per issuer
+// (auth.issuers[].service_role); keys of other projects are refused with
+// 401 invalid_token wherever they appear.
 type ServiceRole struct {
+	// Enabled was the global switch and is removed: true is a configuration
+	// error (it accepted one project's key for every configured issuer);
+	// set auth.issuers[].service_role instead.
 	Enabled bool `yaml:"enabled"`
 	// Principal is the name used in x-user-id and metrics (default supabase-service-role).
 	Principal string `yaml:"principal"`
 }
+
+// ErrServiceRoleEnabledRemoved is the message refusing the removed global
+// service.service_role.enabled switch.
+const ErrServiceRoleEnabledRemoved = "service.service_role.enabled is no longer supported: it let one project's service_role key act for every issuer; " +
+	"set auth.issuers[].service_role: true on the issuer whose key may act (a legacy key, iss \"supabase\", is bound to the issuer by its ref claim: auth.issuers[].project_ref)"
 
 func (s *Service) applyDefaults() {
 	if s.APIKeyHeader == "" {
@@ -43,6 +52,9 @@ func (s *Service) applyDefaults() {
 
 func (s *Service) validate() []error {
 	var errs []error
+	if s.ServiceRole.Enabled {
+		errs = append(errs, errors.New(ErrServiceRoleEnabledRemoved))
+	}
 	for _, p := range s.TrustedPrincipals {
 		if p == "" || strings.ContainsAny(p, " \t\r\n") {
 			errs = append(errs, fmt.Errorf("service.trusted_principals: invalid principal %q", p))

@@ -41,6 +41,7 @@ type Config struct {
 	STSRegions     []string      `yaml:"sts_regions"`
 	HostTemplate   string        `yaml:"host_template"`
 	Models         []string      `yaml:"models"`
+	DenyModels     []string      `yaml:"deny_models"`
 	StreamDelay    time.Duration `yaml:"stream_delay"`
 	MaxSkew        time.Duration `yaml:"max_skew"`
 }
@@ -118,7 +119,7 @@ func New(cfg Config, logger *slog.Logger) (*Fakes, error) {
 	if err != nil {
 		return nil, fmt.Errorf("fakeaws: %w", err)
 	}
-	br, err := bedrock.New(bedrock.Config{Credentials: store, Regions: cfg.Regions, HostTemplate: cfg.HostTemplate, Models: cfg.Models,
+	br, err := bedrock.New(bedrock.Config{Credentials: store, Regions: cfg.Regions, HostTemplate: cfg.HostTemplate, Models: cfg.Models, DenyModels: cfg.DenyModels,
 		StreamDelay: cfg.StreamDelay, Logger: logger.With("service", "bedrock"), MaxSkew: cfg.MaxSkew, Faults: &fault.Injector{}})
 	if err != nil {
 		return nil, fmt.Errorf("fakeaws: %w", err)

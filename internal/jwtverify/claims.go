@@ -11,11 +11,14 @@ import (
 
 // Claims are the verified claims tenantgate uses.
 type Claims struct {
-	Subject   string
-	Issuer    string
-	Audience  []string
-	Role      string // Supabase "role" claim (authenticated, anon, service_role)
-	Email     string
+	Subject  string
+	Issuer   string
+	Audience []string
+	Role     string // Supabase "role" claim (authenticated, anon, service_role)
+	Email    string
+	// Anonymous is the Supabase is_anonymous claim; true only for issuers
+	// that allow anonymous users (others refuse such tokens).
+	Anonymous bool
 	ExpiresAt time.Time
 }
 
@@ -43,3 +46,9 @@ func (e *ExpiredError) Error() string {
 
 // Unwrap makes errors.Is(err, ErrInvalidToken) hold.
 func (e *ExpiredError) Unwrap() error { return ErrInvalidToken }
+
+// ErrAnonymous reports a valid token of a Supabase anonymous user
+// (is_anonymous: true) from an issuer that does not allow them. It is a
+// policy refusal (403), not an invalid token, and does not wrap
+// ErrInvalidToken.
+var ErrAnonymous = errors.New("anonymous users are not allowed")

@@ -63,6 +63,7 @@ type Verifier struct {
 type issuer struct {
 	name       string
 	audiences  []string
+	allowAnon  bool // accept is_anonymous: true
 	hsSecret   []byte
 	jwks       bool
 	methods    []string // algorithms accepted for this issuer
@@ -112,7 +113,7 @@ func New(ctx context.Context, cfg config.Auth, opts Options) (*Verifier, error) 
 	}
 	v.verifications = registerCounter(opts.Registerer, prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "tenantgate_jwt_verifications_total",
-		Help: "JWT verifications by issuer and result (valid, cached, invalid, unavailable).",
+		Help: "JWT verifications by issuer and result (valid, cached, invalid, anonymous, unavailable).",
 	}, []string{"issuer", "result"}))
 	v.fetches = registerCounter(opts.Registerer, prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "tenantgate_jwks_fetches_total",
@@ -134,6 +135,7 @@ func newIssuer(ic config.Issuer) (*issuer, error) {
 	is := &issuer{
 		name:       ic.Issuer,
 		audiences:  slices.Clone(ic.Audiences),
+		allowAnon:  ic.AllowAnonymous,
 		jwks:       ic.UsesJWKS(),
 		headers:    ic.JWKSHeaders,
 		refresh:    ic.JWKSRefresh.D(),
@@ -223,14 +225,33 @@ func registerCounter(reg prometheus.Registerer, c *prometheus.CounterVec) *prome
 // tokenClaims is the claim set decoded from a token.
 type tokenClaims struct {
 	jwt.RegisteredClaims
-	Role  string `json:"role"`
-	Email string `json:"email"`
+	Role        string    `json:"role"`
+	Email       string    `json:"email"`
+	IsAnonymous anonClaim `json:"is_anonymous"`
+}
+
+// anonClaim is Supabase's is_anonymous claim. Only JSON true and false are
+// accepted; any other value (null, "true", 1) makes the token invalid
+// rather than quietly counting as a permanent user.
+type anonClaim bool
+
+func (a *anonClaim) UnmarshalJSON(b []byte) error {
+	switch string(b) {
+	case "true":
+		*a = true
+	case "false":
+		*a = false
+	default:
+		return errors.New("is_anonymous is not a boolean")
+	}
+	return nil
 }
 
 // Verify checks token and returns its claims. Refusals wrap ErrInvalidToken
 // with a short reason (a token that is only expired is an *ExpiredError);
-// ErrUnavailable means the issuer's keys could not be obtained. No error
-// ever contains the token.
+// ErrAnonymous refuses a valid token of an anonymous user where the issuer
+// does not allow them; ErrUnavailable means the issuer's keys could not be
+// obtained. No error ever contains the token.
 func (v *Verifier) Verify(ctx context.Context, token string) (Claims, error) {
 	c, label, result, err := v.verify(ctx, token)
 	v.verifications.WithLabelValues(label, result).Inc()
@@ -287,12 +308,18 @@ func (v *Verifier) verify(ctx context.Context, token string) (Claims, string, st
 	if tc.Subject == "" {
 		return Claims{}, is.name, "invalid", invalid("missing sub")
 	}
+	if bool(tc.IsAnonymous) && !is.allowAnon {
+		// Not cached: the refusal is cheap to repeat and must follow the
+		// configuration of the issuer.
+		return Claims{}, is.name, "anonymous", ErrAnonymous
+	}
 	c := Claims{
 		Subject:   tc.Subject,
 		Issuer:    is.name,
 		Audience:  slices.Clone([]string(tc.Audience)),
 		Role:      tc.Role,
 		Email:     tc.Email,
+		Anonymous: bool(tc.IsAnonymous),
 		ExpiresAt: tc.ExpiresAt.Time,
 	}
 	v.cache.put(sum, c, now)

@@ -524,3 +524,57 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		t.Fatal("New accepted a duplicate issuer")
 	}
 }
+
+func TestAnonymousUsers(t *testing.T) {
+	const strict, lenient = "https://strict.supabase.co/auth/v1", "https://lenient.supabase.co/auth/v1"
+	reg := prometheus.NewRegistry()
+	v := newVerifier(t, config.Auth{Leeway: dur(30 * time.Second), TokenCacheSize: 100, Issuers: []config.Issuer{
+		{Issuer: strict, HS256Secret: hsSecret, JWKS: boolp(false)},
+		{Issuer: lenient, HS256Secret: hsSecret, JWKS: boolp(false), AllowAnonymous: true},
+	}}, newClock(t0), reg)
+	hs := jwt.SigningMethodHS256
+	tests := []struct {
+		name    string
+		claims  jwt.MapClaims
+		wantErr error // nil: accepted
+		anon    bool
+	}{
+		{"anonymous user refused", with(stdClaims(strict), "is_anonymous", true), ErrAnonymous, false},
+		{"permanent user", with(stdClaims(strict), "is_anonymous", false), nil, false},
+		{"no is_anonymous claim", stdClaims(strict), nil, false},
+		{"is_anonymous of the wrong type", with(stdClaims(strict), "is_anonymous", "true"), ErrInvalidToken, false},
+		{"is_anonymous null", with(stdClaims(strict), "is_anonymous", jsonNull{}), ErrInvalidToken, false},
+		{"anonymous user where allowed", with(stdClaims(lenient), "is_anonymous", true), nil, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tok := sign(t, hs, []byte(hsSecret), nil, tt.claims)
+			for range 2 { // a refusal is not cached; an acceptance is
+				c, err := v.Verify(context.Background(), tok)
+				if tt.wantErr == nil {
+					if err != nil {
+						t.Fatalf("Verify: %v", err)
+					}
+					if c.Anonymous != tt.anon {
+						t.Errorf("Anonymous = %v, want %v", c.Anonymous, tt.anon)
+					}
+					continue
+				}
+				if !errors.Is(err, tt.wantErr) {
+					t.Fatalf("err = %v, want %v", err, tt.wantErr)
+				}
+				if tt.wantErr == ErrAnonymous && errors.Is(err, ErrInvalidToken) {
+					t.Errorf("anonymous refusal also wraps ErrInvalidToken: %v", err)
+				}
+			}
+		})
+	}
+	if n := counter(t, v.verifications, strict, "anonymous"); n != 2 {
+		t.Errorf("anonymous refusals counted %v times, want 2", n)
+	}
+}
+
+// jsonNull marshals as JSON null.
+type jsonNull struct{}
+
+func (jsonNull) MarshalJSON() ([]byte, error) { return []byte("null"), nil }

@@ -6,6 +6,7 @@ package plan
 import (
 	"fmt"
 	"path"
+	"slices"
 
 	"github.com/tenantgate/tenantgate/internal/config"
 	"github.com/tenantgate/tenantgate/internal/tenant"
@@ -17,6 +18,7 @@ type Catalog struct {
 	models        map[string][]string
 	defaultModels []string
 	blockNoCredit bool
+	headers       bedrockHeaderRules
 }
 
 // New builds a catalog from the plans configuration. Every glob is checked
@@ -27,6 +29,10 @@ func New(cfg config.Plans) (*Catalog, error) {
 		models:        make(map[string][]string, len(cfg.Models)),
 		defaultModels: append([]string(nil), cfg.DefaultModels...),
 		blockNoCredit: cfg.BlockOnNoCredits,
+	}
+	var err error
+	if c.headers, err = newBedrockHeaderRules(cfg); err != nil {
+		return nil, err
 	}
 	for _, t := range cfg.EnterpriseTiers {
 		c.enterprise[t] = true
@@ -56,9 +62,35 @@ func (c *Catalog) IsEnterprise(tier string) bool {
 	return c.enterprise[tier]
 }
 
+// Known reports whether the catalog has model rules for tier: its own
+// plans.models entry (even an empty one), or a non-empty
+// plans.default_models that covers every unlisted tier. Accounts of an
+// unknown tier, including accounts without a plan row (tenant.NoTier)
+// unless "none" is listed, are refused outright.
+func (c *Catalog) Known(tier string) bool {
+	if _, ok := c.models[tier]; ok {
+		return true
+	}
+	return len(c.defaultModels) > 0
+}
+
+// Unknown returns the tiers among tiers that Known refuses, sorted and
+// without duplicates.
+func (c *Catalog) Unknown(tiers []string) []string {
+	var out []string
+	for _, t := range tiers {
+		if !c.Known(t) {
+			out = append(out, t)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
 // ModelAllowed reports whether tier may call modelID (a decoded model id or
 // ARN). The tier's own glob list is used when configured (even if empty,
-// which allows nothing), otherwise the default list. Globs use path.Match,
+// which allows nothing), otherwise the default list, which is empty (allows
+// nothing) unless plans.default_models is set. Globs use path.Match,
 // where '*' does not cross '/'; a glob that is exactly "*" therefore gets
 // special meaning: every model, including ARNs (which contain '/'). An empty
 // model id is never allowed.

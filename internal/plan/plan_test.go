@@ -2,6 +2,7 @@ package plan
 
 import (
 	"math"
+	"slices"
 	"testing"
 
 	"github.com/tenantgate/tenantgate/internal/config"
@@ -89,11 +90,17 @@ func TestModelAllowedConfigDefaults(t *testing.T) {
 		t.Fatalf("config.Parse: %v", err)
 	}
 	c := mustNew(t, cfg.Plans)
-	if !c.ModelAllowed("tier_2_20", "anthropic.claude-3-haiku-20240307-v1:0") {
-		t.Error("default catalog refused a model id")
-	}
-	if !c.ModelAllowed(tenant.NoTier, "arn:aws:bedrock:us-east-1:1:inference-profile/us.amazon.nova-pro-v1:0") {
-		t.Error("default catalog refused an ARN")
+	// Nothing is listed by default, so every tier is unknown and refused.
+	for _, tier := range []string{"tier_2_20", tenant.NoTier, "tier_200_1000", ""} {
+		if c.Known(tier) {
+			t.Errorf("default catalog knows tier %q", tier)
+		}
+		if c.ModelAllowed(tier, "anthropic.claude-3-haiku-20240307-v1:0") {
+			t.Errorf("default catalog allowed a model id to tier %q", tier)
+		}
+		if c.ModelAllowed(tier, "arn:aws:bedrock:us-east-1:1:inference-profile/us.amazon.nova-pro-v1:0") {
+			t.Errorf("default catalog allowed an ARN to tier %q", tier)
+		}
 	}
 	if !c.IsEnterprise("tier_200_1000") || c.IsEnterprise("tier_2_20") {
 		t.Error("default enterprise tiers wrong")
@@ -147,5 +154,52 @@ func TestCatalogCopiesConfig(t *testing.T) {
 	cfg.DefaultModels[0] = "*"
 	if c.ModelAllowed("t", "z.model") || c.ModelAllowed("other", "z.model") {
 		t.Error("catalog shares slices with the config")
+	}
+}
+
+func TestKnown(t *testing.T) {
+	listed := config.Plans{Models: map[string][]string{"free": {"amazon.*"}, "locked": {}}}
+	withDefault := config.Plans{Models: listed.Models, DefaultModels: []string{"amazon.*"}}
+	tests := []struct {
+		name string
+		cfg  config.Plans
+		tier string
+		want bool
+	}{
+		{"listed tier", listed, "free", true},
+		{"listed with no models is known (allows nothing)", listed, "locked", true},
+		{"unlisted tier", listed, "tier_2_20", false},
+		{"account without plan row", listed, tenant.NoTier, false},
+		{"empty tier", listed, "", false},
+		{"case differs", listed, "FREE", false},
+		{"explicit default_models covers unlisted tiers", withDefault, "tier_2_20", true},
+		{"explicit default_models covers no plan row", withDefault, tenant.NoTier, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := mustNew(t, tt.cfg)
+			if got := c.Known(tt.tier); got != tt.want {
+				t.Errorf("Known(%q) = %v, want %v", tt.tier, got, tt.want)
+			}
+			if !tt.want && c.ModelAllowed(tt.tier, "amazon.nova-micro-v1:0") {
+				t.Errorf("unknown tier %q may call a model", tt.tier)
+			}
+		})
+	}
+}
+
+func TestUnknown(t *testing.T) {
+	c := mustNew(t, config.Plans{Models: map[string][]string{"free": {"amazon.*"}, "tier_200_1000": {"*"}}})
+	got := c.Unknown([]string{"tier_2_20", "free", tenant.NoTier, "tier_2_20", "tier_200_1000", "legacy"})
+	want := []string{"legacy", tenant.NoTier, "tier_2_20"}
+	if !slices.Equal(got, want) {
+		t.Errorf("Unknown = %q, want %q", got, want)
+	}
+	if got := c.Unknown([]string{"free"}); len(got) != 0 {
+		t.Errorf("Unknown of listed tiers = %q, want none", got)
+	}
+	withDefault := mustNew(t, config.Plans{DefaultModels: []string{"amazon.*"}})
+	if got := withDefault.Unknown([]string{"anything", tenant.NoTier}); len(got) != 0 {
+		t.Errorf("with default_models every tier has rules; Unknown = %q", got)
 	}
 }

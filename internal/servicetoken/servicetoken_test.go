@@ -46,7 +46,7 @@ func newVerifier(t testing.TB) *Verifier {
 	t.Helper()
 	v, err := New([]config.Issuer{
 		{Issuer: "https://jwks-only.example"},
-		{Issuer: projectIss, HS256Secret: secret},
+		{Issuer: projectIss, HS256Secret: secret, ServiceRole: true},
 	}, 30*time.Second)
 	if err != nil {
 		t.Fatal(err)
@@ -77,6 +77,11 @@ func TestVerify(t *testing.T) {
 		{"unknown issuer", sign(t, hs, []byte(secret), legacy(map[string]any{"iss": "https://evil.example"})), false},
 		{"no issuer", sign(t, hs, []byte(secret), legacy(map[string]any{"iss": nil})), false},
 		{"issuer without HS256 secret", sign(t, hs, []byte(secret), legacy(map[string]any{"iss": "https://jwks-only.example"})), false},
+		{"legacy key of another project, same secret", sign(t, hs, []byte(secret), legacy(map[string]any{"ref": "efgh"})), false},
+		{"legacy key without ref", sign(t, hs, []byte(secret), legacy(map[string]any{"ref": nil})), false},
+		{"legacy key with empty ref", sign(t, hs, []byte(secret), legacy(map[string]any{"ref": ""})), false},
+		{"legacy key with ref of another case", sign(t, hs, []byte(secret), legacy(map[string]any{"ref": "ABCD"})), false},
+		{"configured issuer naming another project's ref", sign(t, hs, []byte(secret), legacy(map[string]any{"iss": projectIss, "ref": "efgh"})), false},
 		{"HS512 refused", sign(t, jwt.SigningMethodHS512, []byte(secret), legacy(nil)), false},
 		{"alg none refused", sign(t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, legacy(nil)), false},
 		{"garbage", "not.a.jwt", false},
@@ -104,22 +109,75 @@ func TestVerify(t *testing.T) {
 	}
 }
 
-func TestVerifyLegacyTriesEverySecret(t *testing.T) {
-	v, err := New([]config.Issuer{
-		{Issuer: "https://one.example", HS256Secret: otherSecret},
-		{Issuer: projectIss, HS256Secret: secret},
-	}, 0)
-	if err != nil {
-		t.Fatal(err)
+// A legacy key (iss "supabase") is bound to the one issuer whose project
+// ref equals its ref claim, and verified with that issuer's secret only.
+func TestVerifyLegacyBoundToProjectRef(t *testing.T) {
+	const (
+		issA = "https://aaaa.supabase.co/auth/v1"
+		issB = "https://bbbb.supabase.co/auth/v1"
+	)
+	hs := jwt.SigningMethodHS256
+	keyOf := func(ref, key string) string {
+		return sign(t, hs, []byte(key), legacy(map[string]any{"ref": ref}))
 	}
-	v.now = func() time.Time { return now }
-	if _, err := v.Verify(context.Background(), sign(t, jwt.SigningMethodHS256, []byte(secret), legacy(nil))); err != nil {
-		t.Fatalf("legacy key signed with the second secret: %v", err)
+	tests := []struct {
+		name    string
+		issuers []config.Issuer
+		token   string
+		wantIss string // "" = refused
+	}{
+		{"project A's key at a gateway for project B, same secret",
+			[]config.Issuer{{Issuer: issB, HS256Secret: secret, ServiceRole: true}},
+			keyOf("aaaa", secret), ""},
+		{"project B's key at a gateway for project B",
+			[]config.Issuer{{Issuer: issB, HS256Secret: secret, ServiceRole: true}},
+			keyOf("bbbb", secret), issB},
+		{"both projects, each key binds to its own issuer (A)",
+			[]config.Issuer{{Issuer: issA, HS256Secret: otherSecret, ServiceRole: true}, {Issuer: issB, HS256Secret: secret, ServiceRole: true}},
+			keyOf("aaaa", otherSecret), issA},
+		{"both projects, each key binds to its own issuer (B)",
+			[]config.Issuer{{Issuer: issA, HS256Secret: otherSecret, ServiceRole: true}, {Issuer: issB, HS256Secret: secret, ServiceRole: true}},
+			keyOf("bbbb", secret), issB},
+		{"A's ref signed with B's secret",
+			[]config.Issuer{{Issuer: issA, HS256Secret: otherSecret, ServiceRole: true}, {Issuer: issB, HS256Secret: secret, ServiceRole: true}},
+			keyOf("aaaa", secret), ""},
+		{"service_role enabled for A only, B's key refused even with A's secret",
+			[]config.Issuer{{Issuer: issA, HS256Secret: secret, ServiceRole: true}, {Issuer: issB, HS256Secret: secret}},
+			keyOf("bbbb", secret), ""},
+		{"service_role enabled for A only, B's own issuer token refused",
+			[]config.Issuer{{Issuer: issA, HS256Secret: secret, ServiceRole: true}, {Issuer: issB, HS256Secret: secret}},
+			sign(t, hs, []byte(secret), legacy(map[string]any{"iss": issB, "ref": nil})), ""},
+		{"explicit project_ref for a custom domain",
+			[]config.Issuer{{Issuer: "https://auth.example.com/auth/v1", ProjectRef: "cccc", HS256Secret: secret, ServiceRole: true}},
+			keyOf("cccc", secret), "https://auth.example.com/auth/v1"},
+		{"custom domain without project_ref binds no legacy key",
+			[]config.Issuer{{Issuer: "https://auth.example.com/auth/v1", HS256Secret: secret, ServiceRole: true}},
+			keyOf("cccc", secret), ""},
+		{"an issuer literally named supabase does not unbind legacy keys",
+			[]config.Issuer{{Issuer: "supabase", HS256Secret: secret, ServiceRole: true}, {Issuer: issB, HS256Secret: otherSecret, ServiceRole: true}},
+			keyOf("aaaa", secret), ""},
 	}
-	// A configured issuer only uses its own secret.
-	tok := sign(t, jwt.SigningMethodHS256, []byte(secret), legacy(map[string]any{"iss": "https://one.example"}))
-	if _, err := v.Verify(context.Background(), tok); !errors.Is(err, ErrInvalid) {
-		t.Fatalf("issuer verified with another issuer's secret: %v", err)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			v, err := New(tt.issuers, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			v.now = func() time.Time { return now }
+			c, err := v.Verify(context.Background(), tt.token)
+			if tt.wantIss == "" {
+				if !errors.Is(err, ErrInvalid) {
+					t.Fatalf("accepted (claims %+v, err %v), want ErrInvalid", c, err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Verify: %v", err)
+			}
+			if c.Issuer != tt.wantIss {
+				t.Errorf("bound to issuer %q, want %q", c.Issuer, tt.wantIss)
+			}
+		})
 	}
 }
 
@@ -132,9 +190,15 @@ func TestVerifyCanceled(t *testing.T) {
 	}
 }
 
-func TestNewNeedsSecret(t *testing.T) {
-	if _, err := New([]config.Issuer{{Issuer: "https://x.example"}}, 0); err == nil {
-		t.Fatal("no HS256 secret accepted")
+func TestNewNeedsAnEnabledIssuerWithSecret(t *testing.T) {
+	for name, issuers := range map[string][]config.Issuer{
+		"no HS256 secret":               {{Issuer: "https://x.example", ServiceRole: true}},
+		"service_role enabled nowhere":  {{Issuer: "https://x.example", HS256Secret: secret}},
+		"two issuers with the same ref": {{Issuer: "https://abcd.supabase.co/auth/v1", HS256Secret: secret, ServiceRole: true}, {Issuer: "https://y.example", ProjectRef: "abcd", HS256Secret: secret, ServiceRole: true}},
+	} {
+		if _, err := New(issuers, 0); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
 	}
 }
 

@@ -25,9 +25,23 @@ const (
 	DefaultRegion     = "us-east-1"
 	// DemoModel is a model id with a ':' (travels as %3A, signed as %253A).
 	DemoModel = "anthropic.claude-3-haiku-20240307-v1:0"
+	// DeniedModel is a model the fake Bedrock refuses for every signer with
+	// AccessDeniedException naming the signer's ARN, as AWS does.
+	DeniedModel = "anthropic.claude-3-opus-20240229-v1:0"
 	// DemoInferenceProfile is an inference-profile ARN (its '/' travels as %2F).
 	DemoInferenceProfile = "arn:aws:bedrock:eu-west-1:111122223333:inference-profile/eu.anthropic.claude-3-haiku-20240307-v1:0"
 )
+
+// DemoModels returns the plans.models of the stack: every tier of the demo
+// tenants listed explicitly (tenantgate refuses unlisted tiers with 403
+// unknown_tier).
+func DemoModels() map[string][]string {
+	return map[string][]string{
+		"free":          {"*"},
+		"tier_125_800":  {"*"},
+		"tier_200_1000": {"*"},
+	}
+}
 
 // SeedSQL inserts the demo tenants into a database migrated with
 // `tenantgate migrate --dev`: the same accounts, memberships, tiers, API

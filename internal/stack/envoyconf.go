@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -65,14 +66,28 @@ type EnvoyPorts struct {
 	// certificates on the mesh listener must chain to, and the CA bundle
 	// that upstream Bedrock certificates are validated against.
 	ServerCert, ServerKey, MeshCA, UpstreamCA string
+	// RateLimit, when set, replaces the token bucket of every listener's
+	// local_ratelimit filter; nil keeps the shipped bucket.
+	RateLimit *TokenBucket
 }
+
+// TokenBucket is the token bucket of Envoy's local_ratelimit filter: it
+// starts with MaxTokens and gains TokensPerFill every FillInterval.
+type TokenBucket struct {
+	MaxTokens, TokensPerFill int
+	FillInterval             time.Duration
+}
+
+// localRateLimitFilter is the HTTP filter whose bucket RateLimit replaces.
+const localRateLimitFilter = "envoy.filters.http.local_ratelimit"
 
 // RewriteBootstrap rewrites the shipped Envoy bootstrap for a local run:
 // only addresses, ports and TLS file paths change. Listeners bind to
 // 127.0.0.1 (first listener Public, second Mesh), the admin to
 // 127.0.0.1:Admin, the tenantgate cluster and every bedrock_* cluster become
 // STATIC loopback endpoints, and TLS filenames are replaced. SNI, SAN
-// checks, filters, routes and timeouts are left exactly as shipped.
+// checks, filters, routes and timeouts are left exactly as shipped, except
+// the local rate limit's token bucket when p.RateLimit is set.
 func RewriteBootstrap(shipped []byte, p EnvoyPorts) ([]byte, error) {
 	var doc map[string]any
 	if err := yaml.Unmarshal(shipped, &doc); err != nil {
@@ -149,6 +164,11 @@ func RewriteBootstrap(shipped []byte, p EnvoyPorts) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	if p.RateLimit != nil {
+		if err := setRateLimit(doc, *p.RateLimit); err != nil {
+			return nil, err
+		}
+	}
 	var buf bytes.Buffer
 	enc := yaml.NewEncoder(&buf)
 	enc.SetIndent(2)
@@ -156,6 +176,51 @@ func RewriteBootstrap(shipped []byte, p EnvoyPorts) ([]byte, error) {
 		return nil, fmt.Errorf("encode bootstrap: %w", err)
 	}
 	return buf.Bytes(), nil
+}
+
+// setRateLimit replaces the token bucket of the local_ratelimit filter of
+// every listener's HTTP connection manager; each listener must have one.
+// doc must not share values between listeners (walk's result does not).
+func setRateLimit(doc map[string]any, b TokenBucket) error {
+	if b.MaxTokens <= 0 || b.TokensPerFill <= 0 || b.FillInterval < time.Millisecond {
+		return fmt.Errorf("bootstrap: invalid token bucket %+v", b)
+	}
+	sr, _ := doc["static_resources"].(map[string]any)
+	listeners, _ := sr["listeners"].([]any)
+	for i, l := range listeners {
+		found := false
+		lm, _ := l.(map[string]any)
+		chains, _ := lm["filter_chains"].([]any)
+		for _, c := range chains {
+			cm, _ := c.(map[string]any)
+			filters, _ := cm["filters"].([]any)
+			for _, f := range filters {
+				fm, _ := f.(map[string]any)
+				hcm, _ := fm["typed_config"].(map[string]any)
+				httpFilters, _ := hcm["http_filters"].([]any)
+				for _, hf := range httpFilters {
+					hm, _ := hf.(map[string]any)
+					if hm["name"] != localRateLimitFilter {
+						continue
+					}
+					tc, ok := hm["typed_config"].(map[string]any)
+					if !ok {
+						return fmt.Errorf("bootstrap: listener %d: %s without typed_config", i, localRateLimitFilter)
+					}
+					tc["token_bucket"] = map[string]any{
+						"max_tokens":      b.MaxTokens,
+						"tokens_per_fill": b.TokensPerFill,
+						"fill_interval":   strconv.FormatFloat(b.FillInterval.Seconds(), 'f', -1, 64) + "s",
+					}
+					found = true
+				}
+			}
+		}
+		if !found {
+			return fmt.Errorf("bootstrap: listener %d has no %s filter", i, localRateLimitFilter)
+		}
+	}
+	return nil
 }
 
 func sockAddr(port int) map[string]any {

@@ -2,8 +2,9 @@
 // loopback ports: a test PKI, the fake AWS endpoints (STS over HTTP, the
 // Bedrock runtime over HTTPS, their admin API) in-process, a JWKS issuer,
 // the tenantgate binary with a generated configuration, and a real Envoy
-// running the shipped envoy/envoy.yaml rewritten only in addresses, ports
-// and TLS file paths. It backs the end-to-end tests and the demo.
+// running the shipped envoy/envoy.yaml rewritten only in addresses, ports,
+// TLS file paths and the token bucket of its listener rate limit
+// (Options.EnvoyRateLimit). It backs the end-to-end tests and the demo.
 package stack
 
 import (
@@ -65,13 +66,19 @@ type Options struct {
 	// TenantsFile selects a tenants file; with neither set tenantgate runs
 	// with --demo (its embedded demo tenants).
 	TenantsFile string
-	// Models maps tiers to allowed model globs (plans.models).
+	// Models maps tiers to allowed model globs (plans.models); nil means
+	// DemoModels. Tiers that are not listed are refused.
 	Models map[string][]string
 	// TrustedPrincipals are service.trusted_principals; nil means
 	// [WorkerSPIFFEID].
 	TrustedPrincipals []string
 	// StreamDelay between streamed fake events; zero means 50ms.
 	StreamDelay time.Duration
+	// EnvoyRateLimit replaces the token bucket of Envoy's listener rate
+	// limit; nil means a million requests per second, so that tests,
+	// benchmarks and the demo are never throttled by the shipped
+	// per-instance limit. Tests of the limit set a small bucket.
+	EnvoyRateLimit *TokenBucket
 }
 
 // Stack is a running local stack.
@@ -198,6 +205,7 @@ func (s *Stack) startFakes() error {
 	cfg := fakeaws.Default()
 	cfg.Regions = envoy.Regions
 	cfg.Platform = fakeaws.Platform{AccessKeyID: PlatformAccessKey, SecretAccessKey: PlatformSecretKey, PrincipalARN: PlatformPrincipal}
+	cfg.DenyModels = []string{DeniedModel}
 	if s.opts.StreamDelay > 0 {
 		cfg.StreamDelay = s.opts.StreamDelay
 	}
@@ -335,9 +343,11 @@ func (s *Stack) writeTenantgateConfig() error {
 		"service": map[string]any{"trusted_principals": principals},
 		"extproc": map[string]any{"default_region": DefaultRegion},
 	}
-	if len(s.opts.Models) > 0 {
-		cfg["plans"] = map[string]any{"models": s.opts.Models}
+	models := s.opts.Models
+	if models == nil {
+		models = DemoModels()
 	}
+	cfg["plans"] = map[string]any{"models": models}
 	b, err := yaml.Marshal(cfg)
 	if err != nil {
 		return fmt.Errorf("stack: tenantgate config: %w", err)
@@ -459,6 +469,10 @@ func (s *Stack) startEnvoy(ctx context.Context) error {
 	}
 	ports.ServerCert, ports.ServerKey = s.Certs.EnvoyCert, s.Certs.EnvoyKey
 	ports.MeshCA, ports.UpstreamCA = s.Certs.CA, s.Certs.CA
+	ports.RateLimit = s.opts.EnvoyRateLimit
+	if ports.RateLimit == nil {
+		ports.RateLimit = &TokenBucket{MaxTokens: 1_000_000, TokensPerFill: 1_000_000, FillInterval: time.Second}
+	}
 	b, err := RewriteBootstrap(envoy.Bootstrap, ports)
 	if err != nil {
 		return fmt.Errorf("stack: %w", err)

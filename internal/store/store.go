@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -140,6 +141,42 @@ func newListenGauge(reg prometheus.Registerer) (prometheus.Gauge, error) {
 		return nil, fmt.Errorf("store: %w", err)
 	}
 	return g, nil
+}
+
+// Tiers lists the distinct plan tiers of the configured store (PostgreSQL,
+// tenants file or the embedded demo tenants), with tenant.NoTier standing for
+// accounts without a plan. It opens the backend without cache or listener
+// and closes it before returning; it is for operator checks, not requests.
+func Tiers(ctx context.Context, cfg config.Store) ([]string, error) {
+	kind, err := cfg.Kind()
+	if err != nil {
+		return nil, err
+	}
+	switch kind {
+	case config.StorePostgres:
+		pg, err := pgstore.Open(ctx, cfg.DatabaseURL, pgstore.Options{MaxConns: 1, QueryTimeout: cfg.QueryTimeout.D()})
+		if err != nil {
+			return nil, fmt.Errorf("store: %w", err)
+		}
+		defer pg.Close()
+		return pg.Tiers(ctx)
+	case config.StoreTenantsFile:
+		data, err := os.ReadFile(cfg.TenantsFile)
+		if err != nil {
+			return nil, fmt.Errorf("store: tenants file: %w", err)
+		}
+		fs, err := filestore.Load(data)
+		if err != nil {
+			return nil, fmt.Errorf("store: %s: %w", cfg.TenantsFile, err)
+		}
+		return fs.Tiers(ctx)
+	default:
+		fs, err := filestore.Load(filestore.DefaultTenants)
+		if err != nil {
+			return nil, fmt.Errorf("store: embedded demo tenants: %w", err)
+		}
+		return fs.Tiers(ctx)
+	}
 }
 
 // listenerWait bounds how long Open waits for LISTEN to become active.

@@ -50,6 +50,11 @@ type Config struct {
 	HostTemplate string
 	// Models, when non-empty, are the only model ids/ARNs accepted.
 	Models []string
+	// DenyModels are model ids/ARNs the signing principal is not allowed to
+	// call: they answer 403 AccessDeniedException naming the principal's ARN
+	// (an IAM user or an assumed-role session, with its account id), as AWS
+	// does when an identity policy does not allow the action.
+	DenyModels []string
 	// StreamDelay is the pause between streamed events; default 50ms.
 	StreamDelay time.Duration
 	// Logger; nil discards.
@@ -86,8 +91,11 @@ type Record struct {
 	// NonAWSHeaders lists (lowercased, sorted) headers that are neither
 	// AWS/SDK headers nor standard HTTP ones.
 	NonAWSHeaders []string `json:"non_aws_headers"`
-	Status        int      `json:"status"`
-	ErrorType     string   `json:"error_type,omitempty"`
+	// BedrockHeaders lists (lowercased, sorted) the x-amzn-bedrock-* request
+	// headers that arrived (service tier, performance config, guardrail, ...).
+	BedrockHeaders []string `json:"bedrock_headers"`
+	Status         int      `json:"status"`
+	ErrorType      string   `json:"error_type,omitempty"`
 }
 
 type asyncJob struct {
@@ -271,8 +279,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if !awsHeader(name) {
 			rec.NonAWSHeaders = append(rec.NonAWSHeaders, strings.ToLower(name))
 		}
+		if n := strings.ToLower(name); strings.HasPrefix(n, "x-amzn-bedrock-") {
+			rec.BedrockHeaders = append(rec.BedrockHeaders, n)
+		}
 	}
 	sort.Strings(rec.NonAWSHeaders)
+	sort.Strings(rec.BedrockHeaders)
 	for _, a := range r.Header.Values("Authorization") {
 		if f := strings.Fields(a); len(f) > 0 && strings.EqualFold(f[0], "Bearer") {
 			rec.BearerAuthorization = true
@@ -391,6 +403,10 @@ func (s *Server) serve(w *statusWriter, r *http.Request, rec *Record) {
 		writeError(w, errf(http.StatusBadRequest, "ValidationException", "The provided model identifier is invalid."))
 		return
 	}
+	if p.ModelID != "" && slices.Contains(s.cfg.DenyModels, p.ModelID) {
+		writeError(w, accessDenied(res.Credential.PrincipalARN, p, region))
+		return
+	}
 	c := &call{s: s, w: w, r: r, body: body, region: region, principal: res.Credential.PrincipalARN, model: p.ModelID, start: s.now()}
 	switch p.Op {
 	case bedrockpath.Converse:
@@ -414,6 +430,23 @@ func (s *Server) serve(w *statusWriter, r *http.Request, rec *Record) {
 	default:
 		writeError(w, errf(http.StatusBadRequest, "ValidationException", "The operation %s is not supported by this endpoint.", p.Op))
 	}
+}
+
+// accessDenied is AWS's answer to a principal whose identity policy does not
+// allow the operation on the model: the message names the principal's ARN
+// (and so its account id and role or user name) and the resource's ARN.
+func accessDenied(principal string, p bedrockpath.Request, region string) *apiError {
+	action := "bedrock:InvokeModel"
+	if p.Op == bedrockpath.ConverseStream || p.Op == bedrockpath.InvokeModelWithResponseStream {
+		action = "bedrock:InvokeModelWithResponseStream"
+	}
+	resource := p.ModelID
+	if !strings.HasPrefix(resource, "arn:") {
+		resource = "arn:aws:bedrock:" + region + "::foundation-model/" + p.ModelID
+	}
+	return errf(http.StatusForbidden, "AccessDeniedException",
+		"User: %s is not authorized to perform: %s on resource: %s because no identity-based policy allows the %s action",
+		principal, action, resource, action)
 }
 
 func queryPart(q string) string {

@@ -9,7 +9,9 @@ import (
 	_ "embed"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -273,4 +275,19 @@ func (s *Store) Close() {
 			<-s.done
 		}
 	})
+}
+
+// Tiers returns every distinct plan tier of the loaded accounts, sorted,
+// with tenant.NoTier for accounts without one.
+func (s *Store) Tiers(context.Context) ([]string, error) {
+	snap := s.snap.Load()
+	seen := map[string]bool{}
+	for id := range snap.accounts {
+		tier := tenant.NoTier
+		if p, ok := snap.plans[id]; ok && p.Tier != "" {
+			tier = p.Tier
+		}
+		seen[tier] = true
+	}
+	return slices.Sorted(maps.Keys(seen)), nil
 }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -412,4 +413,35 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestTiers(t *testing.T) {
+	ctx := context.Background()
+	demo, err := Load(DefaultTenants)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := demo.Tiers(ctx)
+	if err != nil {
+		t.Fatalf("Tiers: %v", err)
+	}
+	if want := []string{"free", "tier_125_800", "tier_200_1000"}; !slices.Equal(got, want) {
+		t.Errorf("demo Tiers = %q, want %q", got, want)
+	}
+	s, err := Load([]byte(`accounts:
+  - {id: a0000000-0000-4000-8000-000000000001, personal: true, primary_owner: 11111111-1111-4111-8111-111111111111, tier: gold}
+  - {id: a0000000-0000-4000-8000-000000000002, personal: true, primary_owner: 22222222-2222-4222-8222-222222222222}
+  - {id: a0000000-0000-4000-8000-000000000003, personal: true, primary_owner: 33333333-3333-4333-8333-333333333333, tier: gold}
+  - {id: a0000000-0000-4000-8000-000000000004, personal: true, primary_owner: 44444444-4444-4444-8444-444444444444, trial_status: active}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err = s.Tiers(ctx)
+	if err != nil {
+		t.Fatalf("Tiers: %v", err)
+	}
+	if want := []string{"gold", tenant.NoTier}; !slices.Equal(got, want) {
+		t.Errorf("Tiers = %q, want %q", got, want)
+	}
 }

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -243,5 +244,27 @@ func (s *Store) Routes(ctx context.Context) ([]tenant.Route, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pgstore: routes: %w", err)
 	}
+	return out, nil
+}
+
+// Tiers returns every distinct plan tier in public.credit_accounts, sorted,
+// with tenant.NoTier for empty tiers and for accounts without a row. It is
+// for operator checks (check-config), not for requests.
+func (s *Store) Tiers(ctx context.Context) ([]string, error) {
+	ctx, cancel := s.queryCtx(ctx)
+	defer cancel()
+	rows, err := s.pool.Query(ctx, `SELECT DISTINCT coalesce(nullif(tier::text, ''), $1) FROM public.credit_accounts
+		UNION
+		SELECT $1 WHERE EXISTS (SELECT 1 FROM basejump.accounts a
+			WHERE NOT EXISTS (SELECT 1 FROM public.credit_accounts c WHERE c.account_id = a.id))
+		ORDER BY 1`, tenant.NoTier)
+	if err != nil {
+		return nil, fmt.Errorf("pgstore: tiers: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("pgstore: tiers: %w", err)
+	}
+	slices.Sort(out) // independent of the database's collation
 	return out, nil
 }

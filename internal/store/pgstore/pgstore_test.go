@@ -524,3 +524,39 @@ func FuzzParsePayload(f *testing.F) {
 		}
 	})
 }
+
+func TestTiers(t *testing.T) {
+	url := newDB(t)
+	s := openStore(t, url)
+	ctx := context.Background()
+	// bob's personal account has no credit_accounts row: it counts as "none".
+	got, err := s.Tiers(ctx)
+	if err != nil {
+		t.Fatalf("Tiers: %v", err)
+	}
+	want := []string{"free", tenant.NoTier, "tier_125_800", "tier_200_1000"}
+	if strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Errorf("Tiers = %q, want %q", got, want)
+	}
+
+	// Every account has a row; an empty tier is "none" too, and a tier is
+	// listed once however many accounts have it.
+	exec(t, url, `INSERT INTO public.credit_accounts (account_id, tier) VALUES ($1::uuid, 'free')`, bobAcc)
+	got, err = s.Tiers(ctx)
+	if err != nil {
+		t.Fatalf("Tiers: %v", err)
+	}
+	want = []string{"free", "tier_125_800", "tier_200_1000"}
+	if strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Errorf("Tiers with every account planned = %q, want %q", got, want)
+	}
+	exec(t, url, `UPDATE public.credit_accounts SET tier = '' WHERE account_id = $1::uuid`, bobAcc)
+	got, err = s.Tiers(ctx)
+	if err != nil {
+		t.Fatalf("Tiers: %v", err)
+	}
+	want = []string{"free", tenant.NoTier, "tier_125_800", "tier_200_1000"}
+	if strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Errorf("Tiers with an empty tier = %q, want %q", got, want)
+	}
+}
