@@ -3,6 +3,7 @@ package e2e_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"os"
 	"os/exec"
@@ -14,8 +15,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime"
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime/types"
+	"github.com/aws/smithy-go"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/tenantgate/tenantgate/internal/apierror"
 	"github.com/tenantgate/tenantgate/internal/stack"
 	"github.com/tenantgate/tenantgate/internal/testpg"
 )
@@ -467,6 +470,11 @@ func runSuite(t *testing.T, st *stack.Stack) {
 		}
 		if got := statusOf(err); got != 503 {
 			t.Errorf("status %d, want 503", got)
+		}
+		// Envoy's fail-closed answer reads like tenantgate's own 503.
+		var ae smithy.APIError
+		if !errors.As(err, &ae) || ae.ErrorCode() != string(apierror.ServiceUnavailableException) || c.cap.lastErrorCode() != string(apierror.Unavailable) {
+			t.Errorf("SDK error %v (code %q), want ServiceUnavailableException with error %q", err, c.cap.lastErrorCode(), apierror.Unavailable)
 		}
 		if recs := newRecords(st, n); len(recs) != 0 {
 			t.Errorf("requests reached upstream with tenantgate down: %+v", recs)

@@ -111,6 +111,12 @@ func TestRateLimitThrottlesLikeAWS(t *testing.T) {
 			if errors.As(err, &throttled) || re.HTTPStatusCode() != http.StatusServiceUnavailable {
 				t.Errorf("request %d (within the bucket): status %d %v, want 503 from ext_authz", i, re.HTTPStatusCode(), err)
 			}
+			// Envoy's own fail-closed answer reads like tenantgate's
+			// catalogued unavailable: a ServiceUnavailableException.
+			var unavailable *types.ServiceUnavailableException
+			if !errors.As(err, &unavailable) || unavailable.ErrorMessage() != apierror.New(apierror.Unavailable).Text {
+				t.Errorf("request %d (tenantgate down): %v, want ServiceUnavailableException %q", i, err, apierror.New(apierror.Unavailable).Text)
+			}
 		default:
 			if !errors.As(err, &throttled) || re.HTTPStatusCode() != http.StatusTooManyRequests {
 				t.Fatalf("request %d (bucket empty): status %d %v, want 429 ThrottlingException", i, re.HTTPStatusCode(), err)

@@ -124,7 +124,8 @@ type Entry struct {
 	Challenge string
 	// RetryAfter is the retry-after value in seconds ("" for none).
 	RetryAfter string
-	// Source is who answers the code: "ext_authz", "ext_proc", both, or "envoy".
+	// Source is who answers the code: "ext_authz", "ext_proc", "envoy", or a
+	// comma-separated list of them.
 	Source string
 }
 
@@ -132,6 +133,7 @@ const (
 	srcAuthz = "ext_authz"
 	srcProc  = "ext_proc"
 	srcBoth  = "ext_authz, ext_proc"
+	srcAll   = "ext_authz, ext_proc, envoy"
 	srcEnvoy = "envoy"
 )
 
@@ -189,9 +191,9 @@ func entries() []Entry {
 		{Code: InsufficientCredits, Status: 403, Type: ServiceQuotaExceededException, Source: srcAuthz,
 			Message: "the account has no credits left",
 			Meaning: "`plans.block_on_no_credits` and the balance is not positive"},
-		{Code: Unavailable, Status: 503, Type: ServiceUnavailableException, Source: srcBoth, RetryAfter: "1",
+		{Code: Unavailable, Status: 503, Type: ServiceUnavailableException, Source: srcAll, RetryAfter: "1",
 			Message: "the gateway cannot decide right now; retry",
-			Meaning: "ext_authz or the routing store could not decide (database, JWKS, API key lookup limit); retry"},
+			Meaning: "ext_authz or the routing store could not decide (database, JWKS, API key lookup limit), or Envoy could not reach tenantgate; retry"},
 		{Code: NoTenant, Status: 403, Type: AccessDeniedException, Source: srcProc,
 			Message: "request carries no verified tenant",
 			Meaning: "ext_proc got no verified tenant (ext_authz did not run or metadata not forwarded)"},

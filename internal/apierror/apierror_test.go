@@ -65,7 +65,7 @@ func TestCatalogueEntries(t *testing.T) {
 					t.Errorf("retry-after %q is not a positive number of seconds", e.RetryAfter)
 				}
 			}
-			if !slices.Contains([]string{srcAuthz, srcProc, srcBoth, srcEnvoy}, e.Source) {
+			if !slices.Contains([]string{srcAuthz, srcProc, srcBoth, srcAll, srcEnvoy}, e.Source) {
 				t.Errorf("source %q", e.Source)
 			}
 			// The message takes exactly the values its Params name.
