@@ -252,7 +252,7 @@ func TestShippedBootstrapSettings(t *testing.T) {
 func TestLocalRepliesMatchCatalogue(t *testing.T) {
 	codeOf := map[string]apierror.Code{
 		"response.code_details == 'local_rate_limited'": apierror.RateLimited,
-		"response.code_details == 'ext_authz_error'":    apierror.Unavailable,
+		"response.code_details == 'ext_authz_error' || response.code_details == 'overload' || response.code_details.startsWith('ext_proc_error_gRPC_error')": apierror.Unavailable,
 	}
 	var doc map[string]any
 	if err := yaml.Unmarshal(envoy.Bootstrap, &doc); err != nil {

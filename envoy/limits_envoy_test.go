@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -231,8 +232,14 @@ func TestOverloadManagerRefusesRequests(t *testing.T) {
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusServiceUnavailable || string(body) != "envoy overloaded" {
-		t.Errorf("under overload: %d %v %q, want 503 from the overload manager", resp.StatusCode, resp.Header, body)
+	// Answered like tenantgate's catalogued unavailable, so SDKs retry.
+	want := apierror.New(apierror.Unavailable)
+	var got, wantBody map[string]any
+	_ = json.Unmarshal(body, &got)
+	_ = json.Unmarshal(want.Body(), &wantBody)
+	if resp.StatusCode != want.Status || !reflect.DeepEqual(got, wantBody) ||
+		resp.Header.Get("x-amzn-errortype") != string(want.Type) || resp.Header.Get("x-tenantgate-error") != string(want.Code) {
+		t.Errorf("under overload: %d %v %q, want %d %s from the overload manager", resp.StatusCode, resp.Header, body, want.Status, want.Body())
 	}
 	sresp, err := http.Get(admin + "/stats?filter=rate_limit")
 	if err != nil {
