@@ -24,6 +24,10 @@ ENTRYPOINT ["/fakeaws"]
 # Distroless has no shell or curl, so there is no Docker HEALTHCHECK here:
 # probe GET :9192/healthz (liveness) and :9192/readyz (readiness) from the
 # orchestrator, or use the grpc.health.v1 service on :9191.
+# The bundled examples/tenantgate.yaml serves gRPC on 0.0.0.0:9191 with mutual
+# TLS: mount tenantgate-server.{crt,key} and the link CA tenantgate-ca.crt at
+# /etc/tenantgate/tls (scripts/dev-certs.sh makes local ones), or mount a config
+# of your own (127.0.0.1 beside Envoy, or unix:/path on a shared volume).
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/tenantgate /tenantgate
 COPY examples/tenantgate.yaml /etc/tenantgate/tenantgate.yaml

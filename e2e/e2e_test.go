@@ -438,6 +438,7 @@ func runSuite(t *testing.T, st *stack.Stack) {
 		})
 	})
 
+	t.Run("SignOrRefuse", func(t *testing.T) { runSignOrRefuse(t, st, alice, bob) })
 	expired := expiredToken(t, st)
 	t.Run("Python", func(t *testing.T) { runPython(t, st, alice, bob, carol, expired) })
 

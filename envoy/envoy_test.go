@@ -39,6 +39,9 @@ func TestShippedBootstrapValidates(t *testing.T) {
 		"/etc/envoy/tls/server.crt", certs.EnvoyCert,
 		"/etc/envoy/tls/server.key", certs.EnvoyKey,
 		"/etc/envoy/tls/mesh-ca.crt", certs.CA,
+		"/etc/envoy/tls/tenantgate-client.crt", certs.EnvoyClientCert,
+		"/etc/envoy/tls/tenantgate-client.key", certs.EnvoyClientKey,
+		"/etc/envoy/tls/tenantgate-ca.crt", certs.LinkCA,
 	).Replace(string(envoy.Bootstrap))
 	p1 := filepath.Join(dir, "shipped.yaml")
 	if err := os.WriteFile(p1, []byte(shipped), 0o600); err != nil {
@@ -51,6 +54,7 @@ func TestShippedBootstrapValidates(t *testing.T) {
 	local, err := stack.RewriteBootstrap(envoy.Bootstrap, stack.EnvoyPorts{
 		Admin: 19901, Public: 19000, Mesh: 19001, Tenantgate: 19191, Bedrock: 19443,
 		ServerCert: certs.EnvoyCert, ServerKey: certs.EnvoyKey, MeshCA: certs.CA, UpstreamCA: certs.CA,
+		TenantgateClientCert: certs.EnvoyClientCert, TenantgateClientKey: certs.EnvoyClientKey, TenantgateCA: certs.LinkCA,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -60,6 +64,22 @@ func TestShippedBootstrapValidates(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := stack.ValidateEnvoyConfig(ctx, bin, p2); err != nil {
+		t.Fatal(err)
+	}
+
+	unix, err := stack.RewriteBootstrap(envoy.Bootstrap, stack.EnvoyPorts{
+		Admin: 19901, Public: 19000, Mesh: 19001, Bedrock: 19443,
+		ServerCert: certs.EnvoyCert, ServerKey: certs.EnvoyKey, MeshCA: certs.CA, UpstreamCA: certs.CA,
+		TenantgateLink: stack.LinkUnix, TenantgateSocket: filepath.Join(dir, "tenantgate.sock"),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p3 := filepath.Join(dir, "unix.yaml")
+	if err := os.WriteFile(p3, unix, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := stack.ValidateEnvoyConfig(ctx, bin, p3); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -166,6 +186,7 @@ func TestShippedBootstrapSettings(t *testing.T) {
 			get(t, ep, "message_timeout") != "10s" ||
 			get(t, pm, "request_header_mode") != "SEND" || get(t, pm, "request_body_mode") != "NONE" ||
 			get(t, pm, "response_header_mode") != "SKIP" || get(t, pm, "response_body_mode") != "NONE" ||
+			get(t, pm, "request_trailer_mode") != "SEND" ||
 			get(t, ep, "mutation_rules", "allow_all_routing") != true || get(t, ep, "mutation_rules", "disallow_is_error") != true {
 			t.Errorf("ext_proc settings: %v", ep)
 		}
@@ -235,6 +256,21 @@ func TestShippedBootstrapSettings(t *testing.T) {
 	}
 	for _, c := range get(t, doc, "static_resources", "clusters").([]any) {
 		name := get(t, c, "name").(string)
+		if name == "tenantgate" {
+			// tenantgate signs for any tenant: Envoy reaches it over mutual
+			// TLS, checking tenantgate's certificate and presenting its own.
+			tls := get(t, c, "transport_socket", "typed_config")
+			ctx := get(t, tls, "common_tls_context")
+			if get(t, tls, "@type") != "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext" ||
+				get(t, tls, "sni") != "tenantgate" ||
+				get(t, ctx, "tls_certificates", 0, "certificate_chain", "filename") != "/etc/envoy/tls/tenantgate-client.crt" ||
+				get(t, ctx, "validation_context", "trusted_ca", "filename") != "/etc/envoy/tls/tenantgate-ca.crt" ||
+				get(t, ctx, "validation_context", "match_typed_subject_alt_names", 0, "matcher", "exact") != "tenantgate" ||
+				get(t, ctx, "alpn_protocols", 0) != "h2" {
+				t.Errorf("tenantgate cluster TLS: %v", tls)
+			}
+			continue
+		}
 		if !strings.HasPrefix(name, "bedrock_") {
 			continue
 		}

@@ -31,7 +31,7 @@ import (
 
 // limitedEnvoy runs the shipped bootstrap (loopback rewrite) with the given
 // token bucket (nil keeps the shipped one) and the tenantgate cluster at
-// tenantgatePort. With tenantgatePort 0 nothing listens there, and nothing
+// tenantgatePort (plaintext gRPC). With tenantgatePort 0 nothing listens there, and nothing
 // ever listens on the Bedrock port: a request that passes the rate limit
 // is answered 503 by ext_authz, which fails closed. edit, if not nil, may
 // change the rewritten bootstrap before Envoy starts.
@@ -51,6 +51,8 @@ func limitedEnvoy(t *testing.T, bucket *stack.TokenBucket, tenantgatePort int, e
 		Admin: admin, Public: public, Mesh: mesh, Tenantgate: tenantgatePort, Bedrock: stack.FreePort(t),
 		ServerCert: certs.EnvoyCert, ServerKey: certs.EnvoyKey, MeshCA: certs.CA, UpstreamCA: certs.CA,
 		RateLimit: bucket,
+		// The tests' stand-in tenantgate serves plaintext gRPC.
+		TenantgateLink: stack.LinkPlaintext,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -240,6 +240,42 @@ func TestAWSPolicies(t *testing.T) {
 	}
 }
 
+// platformMustNotHave are the Bedrock actions that, on the one identity
+// shared by every non-enterprise tenant, would read or start other tenants'
+// jobs or expose every tenant's prompts (docs/aws.md).
+var platformMustNotHave = []string{
+	"bedrock:StartAsyncInvoke", "bedrock:ListAsyncInvokes", "bedrock:GetAsyncInvoke",
+	"bedrock:CreateModelInvocationJob", "bedrock:GetModelInvocationJob", "bedrock:ListModelInvocationJobs",
+	"bedrock:GetModelInvocationLoggingConfiguration", "bedrock:PutModelInvocationLoggingConfiguration",
+}
+
+func TestPlatformPolicyDeniesCrossTenantOperations(t *testing.T) {
+	p := loadPolicy(t, "aws/platform-assume-tenant-roles-policy.json")
+	denied := map[string]bool{}
+	for _, s := range p.Statement {
+		for _, a := range strs(s.Action) {
+			switch s.Effect {
+			case "Deny":
+				if slices.Contains(strs(s.Resource), "*") {
+					denied[a] = true
+				}
+			case "Allow":
+				if strings.Contains(a, "*") {
+					t.Errorf("platform policy allows wildcard action %q", a)
+				}
+				if slices.Contains(platformMustNotHave, a) {
+					t.Errorf("platform policy allows %s", a)
+				}
+			}
+		}
+	}
+	for _, a := range platformMustNotHave {
+		if !denied[a] {
+			t.Errorf("platform policy has no explicit Deny of %s on every resource", a)
+		}
+	}
+}
+
 var psqlVar = regexp.MustCompile(`:'([a-z_]+)'`)
 
 // renderPSQL does what psql -v does with :'name' (a quoted literal) and drops

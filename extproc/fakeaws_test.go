@@ -97,7 +97,7 @@ func newAWSWorldAt(t *testing.T, tenants int, clock *worldClock, opts ...worldOp
 	cfg.AssumeRole = config.AssumeRole{Duration: config.Duration(time.Hour), RefreshBefore: config.Duration(5 * time.Minute),
 		RefreshJitter: config.Duration(time.Minute), FailureTTL: config.Duration(5 * time.Second),
 		Timeout: config.Duration(5 * time.Second), SessionNamePrefix: "tenantgate-"}
-	srvOpts := Options{Config: cfg, Platform: platform, Now: clock.Now}
+	srvOpts := Options{Config: cfg, Models: worldPlans(t), Platform: platform, Now: clock.Now}
 	for _, o := range opts {
 		o(&brCfg, &srvOpts)
 	}
@@ -216,7 +216,7 @@ func TestAgainstFakeAWS(t *testing.T) {
 		{"tenant inference profile arn", "POST", "/model/arn%3Aaws%3Abedrock%3Aeu-west-1%3A123456789012%3Ainference-profile%2Feu.anthropic.claude-3-haiku-20240307-v1%3A0/converse", ent, body, "assumed-role/tenant-bedrock/tenantgate-acct-01", "eu-west-1"},
 		{"tenant invoke", "POST", "/model/anthropic.claude-3-haiku-20240307-v1%3A0/invoke", ent, []byte(`{"anthropic_version":"bedrock-2023-05-31","max_tokens":10,"messages":[{"role":"user","content":"hi"}]}`), "assumed-role/tenant-bedrock/tenantgate-acct-01", "eu-west-1"},
 		{"platform converse", "POST", "/model/anthropic.claude-3-haiku-20240307-v1%3A0/converse", proID, body, fakePlatformARN, "us-east-1"},
-		{"platform list async invokes", "GET", "/async-invoke?maxResults=2", proID, nil, fakePlatformARN, "us-east-1"},
+		{"tenant list async invokes", "GET", "/async-invoke?maxResults=2", ent, nil, "assumed-role/tenant-bedrock/tenantgate-acct-01", "eu-west-1"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -415,7 +415,7 @@ func TestEnvoyWithFakeAWS(t *testing.T) {
 		{"tenant converse", "enterprise:acct-01", "POST", haikuPath, body, "assumed-role/tenant-bedrock/tenantgate-acct-01", "eu-west-1", false},
 		{"tenant converse-stream arn", "enterprise:acct-01", "POST", "/model/arn%3Aaws%3Abedrock%3Aeu-west-1%3A123456789012%3Ainference-profile%2Feu.anthropic.claude-3-haiku-20240307-v1%3A0/converse-stream", body, "assumed-role/tenant-bedrock/tenantgate-acct-01", "eu-west-1", true},
 		{"platform converse-stream", "pro", "POST", "/model/anthropic.claude-3-haiku-20240307-v1%3A0/converse-stream", body, fakePlatformARN, "us-east-1", true},
-		{"platform list async", "pro", "GET", "/async-invoke?maxResults=2", nil, fakePlatformARN, "us-east-1", false},
+		{"tenant list async", "enterprise:acct-01", "GET", "/async-invoke?maxResults=2", nil, "assumed-role/tenant-bedrock/tenantgate-acct-01", "eu-west-1", false},
 	}
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -89,6 +89,7 @@ func testExtProcConfig() config.ExtProc {
 		EndpointTemplate:       "bedrock-runtime.{region}.amazonaws.com",
 		SigningName:            "bedrock",
 		EnterpriseWithoutRoute: config.NoRoutePlatform,
+		AsyncInvoke:            config.AsyncInvokeTenantOnly,
 		MaxBodyBytes:           1 << 20,
 	}
 }

@@ -43,6 +43,7 @@ type pending struct {
 	path    string
 	headers map[string][]string
 	op      bedrockpath.Request
+	tier    string
 	choice  choice
 	body    []byte
 	start   time.Time
@@ -63,19 +64,25 @@ type choice struct {
 // apierror catalogue.
 type reject = apierror.Error
 
+// reasonAsyncBody is the bad_request reason of a StartAsyncInvoke body
+// without one string modelId.
+const reasonAsyncBody = "StartAsyncInvoke needs a JSON object body with one string modelId"
+
 // newReject refuses with code's catalogue entry; args are the non-secret
 // values its message formats.
 func newReject(code apierror.Code, args ...any) *reject {
 	return apierror.New(code, args...)
 }
 
-// processingMode is the filter's configured mode with buffered request body.
+// bufferedMode is the filter's configured mode with buffered request body.
+// Request trailers are sent too: a request with trailers must reach
+// tenantgate (to be refused) instead of going on unsigned.
 var bufferedMode = &filterv3.ProcessingMode{
 	RequestHeaderMode:   filterv3.ProcessingMode_SEND,
 	ResponseHeaderMode:  filterv3.ProcessingMode_SKIP,
 	RequestBodyMode:     filterv3.ProcessingMode_BUFFERED,
 	ResponseBodyMode:    filterv3.ProcessingMode_NONE,
-	RequestTrailerMode:  filterv3.ProcessingMode_SKIP,
+	RequestTrailerMode:  filterv3.ProcessingMode_SEND,
 	ResponseTrailerMode: filterv3.ProcessingMode_SKIP,
 }
 
@@ -86,7 +93,7 @@ func (s *Server) handle(ctx context.Context, st *streamState, req *extprocv3.Pro
 	case *extprocv3.ProcessingRequest_RequestBody:
 		return s.onBody(ctx, st, r.RequestBody)
 	case *extprocv3.ProcessingRequest_RequestTrailers:
-		return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_RequestTrailers{RequestTrailers: &extprocv3.TrailersResponse{}}}
+		return s.onTrailers(ctx, st)
 	case *extprocv3.ProcessingRequest_ResponseHeaders:
 		return s.onResponseHeaders(st, r.ResponseHeaders)
 	case *extprocv3.ProcessingRequest_ResponseBody:
@@ -128,11 +135,14 @@ func (s *Server) onHeaders(ctx context.Context, st *streamState, req *extprocv3.
 	if cl := first("content-length"); cl != "" {
 		n, err := strconv.ParseInt(strings.TrimSpace(cl), 10, 64)
 		if err != nil || n < 0 {
-			return fail(newReject(apierror.BadRequest), kindNone, "")
+			return fail(newReject(apierror.BadRequest, "invalid content-length"), kindNone, "")
 		}
 		if n > s.cfg.MaxBodyBytes {
 			return fail(newReject(apierror.BodyTooLarge, s.cfg.MaxBodyBytes), kindNone, "")
 		}
+	}
+	if op.Op.Async() && s.cfg.AsyncInvoke == config.AsyncInvokeDeny {
+		return fail(errAsync(), kindNone, "")
 	}
 	unlisted, rej := s.screenBedrockHeaders(ctx, id.Tier, hdrs)
 	if rej != nil {
@@ -142,7 +152,15 @@ func (s *Server) onHeaders(ctx context.Context, st *streamState, req *extprocv3.
 	if rej != nil {
 		return fail(rej, ch.kind, ch.region)
 	}
-	p := &pending{method: method, path: path, headers: hdrs, op: op, choice: ch, start: start, unlisted: unlisted}
+	if op.Op.Async() && s.cfg.AsyncInvoke != config.AsyncInvokeAllow && ch.kind != KindTenant {
+		// On the shared platform identity, async jobs of every tenant
+		// would be listed, read and started under one account.
+		return fail(errAsync(), ch.kind, ch.region)
+	}
+	p := &pending{method: method, path: path, headers: hdrs, op: op, tier: id.Tier, choice: ch, start: start, unlisted: unlisted}
+	if op.Op == bedrockpath.StartAsyncInvoke && h.GetEndOfStream() {
+		return fail(newReject(apierror.BadRequest, reasonAsyncBody), ch.kind, ch.region)
+	}
 	if h.GetEndOfStream() {
 		mut, rej := s.sign(ctx, p, sigv4sign.EmptyPayloadHash)
 		if rej != nil {
@@ -175,11 +193,20 @@ func (s *Server) onBody(ctx context.Context, st *streamState, b *extprocv3.HttpB
 		st.done, st.pending = true, nil
 		return s.immediate(ctx, newReject(apierror.BodyTooLarge, s.cfg.MaxBodyBytes), p.choice.kind, p.choice.region)
 	}
-	p.body = append(p.body, b.GetBody()...)
 	if !b.GetEndOfStream() {
-		return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_RequestBody{RequestBody: &extprocv3.BodyResponse{}}}
+		// In BUFFERED mode (the only body mode tenantgate asks for) Envoy
+		// sends the body without end_of_stream only when request trailers
+		// follow. A CONTINUE here would let the request leave unsigned if
+		// the trailers are not sent to tenantgate, so it is refused now.
+		st.done, st.pending = true, nil
+		return s.immediate(ctx, errTrailers(), p.choice.kind, p.choice.region)
 	}
+	p.body = append(p.body, b.GetBody()...)
 	st.pending = nil
+	if rej := s.checkBodyModel(p); rej != nil {
+		st.done = true
+		return s.immediate(ctx, rej, p.choice.kind, p.choice.region)
+	}
 	mut, rej := s.sign(ctx, p, sigv4sign.PayloadHash(p.body))
 	if rej != nil {
 		st.done = true
@@ -190,6 +217,45 @@ func (s *Server) onBody(ctx context.Context, st *streamState, b *extprocv3.HttpB
 		RequestBody: &extprocv3.BodyResponse{Response: signedResponse(mut)},
 	}}
 }
+
+// checkBodyModel applies the tier's model rules to a model named in the
+// body: StartAsyncInvoke carries its modelId there, out of ext_authz's
+// sight (which checks the path's model against the same plan rules).
+func (s *Server) checkBodyModel(p *pending) *reject {
+	if p.op.Op != bedrockpath.StartAsyncInvoke {
+		return nil
+	}
+	model, err := bedrockpath.AsyncInvokeModelID(p.body)
+	if err != nil {
+		return newReject(apierror.BadRequest, reasonAsyncBody)
+	}
+	p.op.ModelID = model
+	tier := p.tier
+	if tier == "" {
+		tier = tenant.NoTier
+	}
+	if !s.models.ModelAllowed(tier, model) {
+		return newReject(apierror.ModelNotAllowed)
+	}
+	return nil
+}
+
+func errAsync() *reject { return newReject(apierror.AsyncInvokeNotAllowed) }
+
+// onTrailers refuses every request that carries trailers. Bedrock runtime
+// requests have none, SigV4 does not cover them, and a TrailersResponse
+// cannot set the request headers a signature needs: whether a body came
+// first or not, nothing is signed and the request ends here.
+func (s *Server) onTrailers(ctx context.Context, st *streamState) *extprocv3.ProcessingResponse {
+	kind, region := kindNone, ""
+	if p := st.pending; p != nil {
+		kind, region = p.choice.kind, p.choice.region
+	}
+	st.done, st.pending = true, nil
+	return s.immediate(ctx, errTrailers(), kind, region)
+}
+
+func errTrailers() *reject { return newReject(apierror.TrailersNotSupported) }
 
 func (s *Server) identity(req *extprocv3.ProcessingRequest, get func(string) string) (identity.Identity, error) {
 	if s.cfg.TenantSource == config.TenantFromHeaders {
@@ -223,9 +289,16 @@ func (s *Server) choose(ctx context.Context, id identity.Identity) (choice, *rej
 		return choice{kind: KindTenant, account: id.AccountID}, newReject(apierror.Unavailable)
 	}
 	if !route.Enabled || route.RoleARN == "" {
-		if s.cfg.EnterpriseWithoutRoute == config.NoRouteDeny {
+		if s.cfg.EnterpriseWithoutRoute != config.NoRoutePlatform {
 			return choice{kind: kindNone, account: id.AccountID}, newReject(apierror.NoTenantRoute)
 		}
+		reason := "no_route"
+		if route.RoleARN != "" {
+			reason = "route_disabled"
+		}
+		s.fallbacks.WithLabelValues(reason).Inc()
+		s.log.WarnContext(ctx, "enterprise tenant signed with platform credentials (extproc.enterprise_without_route: platform)",
+			slog.String("account_id", id.AccountID), slog.String("reason", reason))
 		return platform()
 	}
 	region := route.Region
@@ -273,7 +346,7 @@ func (s *Server) sign(ctx context.Context, p *pending, payloadHash string) (*ext
 	s.signing.WithLabelValues(p.choice.kind).Observe(s.now().Sub(p.start).Seconds())
 	if err != nil {
 		s.log.WarnContext(ctx, "request cannot be signed", "account_id", p.choice.account, "operation", string(p.op.Op), "error", err)
-		return nil, newReject(apierror.BadRequest)
+		return nil, newReject(apierror.BadRequest, "it cannot be signed")
 	}
 	m := &extprocv3.HeaderMutation{}
 	add := func(k, v string) {

@@ -158,7 +158,9 @@ func TestRejections(t *testing.T) {
 }
 
 func TestSignsWithoutBody(t *testing.T) {
-	s := newTestServer(t, testExtProcConfig(), defaultRoutes(), &fakeCreds{})
+	cfg := testExtProcConfig()
+	cfg.AsyncInvoke = config.AsyncInvokeAllow // platform-signed async listing
+	s := newTestServer(t, cfg, defaultRoutes(), &fakeCreds{})
 	hs := clientHeaders("GET", "/async-invoke?maxResults=5&statusEquals=InProgress")
 	resp := s.handle(context.Background(), &streamState{}, headersMsg(proID, true, hs...))
 	hr := resp.GetRequestHeaders()
@@ -261,6 +263,7 @@ func TestKeepIdentityHeaders(t *testing.T) {
 	for _, keep := range []bool{false, true} {
 		cfg := testExtProcConfig()
 		cfg.KeepIdentityHeaders = keep
+		cfg.AsyncInvoke = config.AsyncInvokeAllow
 		s := newTestServer(t, cfg, defaultRoutes(), &fakeCreds{})
 		hs := clientHeaders("GET", "/async-invoke/abc")
 		resp := s.handle(context.Background(), &streamState{}, headersMsg(proID, true, hs...))
@@ -275,31 +278,15 @@ func TestKeepIdentityHeaders(t *testing.T) {
 	}
 }
 
-func TestBodyTooLargeAndChunks(t *testing.T) {
+func TestBodyTooLarge(t *testing.T) {
 	cfg := testExtProcConfig()
 	cfg.MaxBodyBytes = 10
 	s := newTestServer(t, cfg, defaultRoutes(), &fakeCreds{})
 	st := &streamState{}
 	s.handle(context.Background(), st, headersMsg(proID, false, clientHeaders("POST", haikuPath)...))
-	if r := s.handle(context.Background(), st, bodyMsg([]byte("12345"), false)); r.GetRequestBody() == nil || r.GetRequestBody().GetResponse() != nil {
-		t.Fatalf("intermediate chunk: %v", r)
-	}
-	r := s.handle(context.Background(), st, bodyMsg([]byte("678901"), true))
+	r := s.handle(context.Background(), st, bodyMsg([]byte("12345678901"), true))
 	if got := immediateOf(t, r); got != (outcome{413, "body_too_large"}) {
 		t.Fatalf("got %+v", got)
-	}
-
-	// Chunks within the limit are signed over their concatenation.
-	cfg.MaxBodyBytes = 100
-	s = newTestServer(t, cfg, defaultRoutes(), &fakeCreds{})
-	st = &streamState{}
-	hs := clientHeaders("POST", haikuPath)
-	r1 := s.handle(context.Background(), st, headersMsg(entID, false, hs...))
-	s.handle(context.Background(), st, bodyMsg([]byte(`{"a":`), false))
-	r2 := s.handle(context.Background(), st, bodyMsg([]byte(`1}`), true))
-	out := applyMutation(t, applyMutation(t, toMap(hs), r1.GetRequestHeaders().GetResponse().GetHeaderMutation()), r2.GetRequestBody().GetResponse().GetHeaderMutation())
-	if key, err := verifySigV4(out, "POST", haikuPath, []byte(`{"a":1}`), "bedrock"); err != nil || key != "ASIAacct-ent" {
-		t.Fatalf("key=%s err=%v", key, err)
 	}
 }
 

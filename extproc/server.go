@@ -38,9 +38,26 @@ type TenantCredentials interface {
 	Credentials(ctx context.Context, route tenant.Route, region string) (aws.Credentials, error)
 }
 
+// ModelPolicy says whether a plan tier may call a model (a decoded model
+// id or ARN). *plan.Catalog implements it; ext_authz asks it the same
+// question for the model in the path.
+type ModelPolicy interface {
+	ModelAllowed(tier, modelID string) bool
+}
+
+// noModels allows no model: the policy of a Server built without one.
+type noModels struct{}
+
+func (noModels) ModelAllowed(string, string) bool { return false }
+
 // Options configures a Server.
 type Options struct {
 	Config config.ExtProc
+	// Models are the tiers' model rules (a *plan.Catalog), applied to the
+	// model a request names in its body (StartAsyncInvoke's modelId); the
+	// path's model is checked by ext_authz with the same rules. Nil allows
+	// no model in a body.
+	Models ModelPolicy
 	// StripHeaders are removed from every forwarded request in addition to
 	// the built-in list; include the service API key header when it is not
 	// x-service-key.
@@ -64,12 +81,14 @@ type Server struct {
 	platform aws.CredentialsProvider
 	routes   RouteStore
 	creds    TenantCredentials
+	models   ModelPolicy
 	signer   *sigv4sign.Signer
 	log      *slog.Logger
 	now      func() time.Time
 
-	requests *prometheus.CounterVec
-	signing  *prometheus.HistogramVec
+	requests  *prometheus.CounterVec
+	signing   *prometheus.HistogramVec
+	fallbacks *prometheus.CounterVec
 
 	bedrockHeaders BedrockHeaderPolicy
 	headerDrops    *prometheus.CounterVec
@@ -95,6 +114,11 @@ func New(opts Options, routes RouteStore, creds TenantCredentials) (*Server, err
 	if cfg.EndpointTemplate == "" || cfg.SigningName == "" {
 		return nil, errors.New("extproc: endpoint template and signing name are required (apply config defaults)")
 	}
+	switch cfg.AsyncInvoke {
+	case config.AsyncInvokeDeny, config.AsyncInvokeTenantOnly, config.AsyncInvokeAllow:
+	default:
+		return nil, fmt.Errorf("extproc: async_invoke %q is not deny, tenant_only or allow (apply config defaults)", cfg.AsyncInvoke)
+	}
 	platform := opts.Platform
 	if _, ok := platform.(*aws.CredentialsCache); !ok {
 		platform = aws.NewCredentialsCache(platform)
@@ -105,6 +129,7 @@ func New(opts Options, routes RouteStore, creds TenantCredentials) (*Server, err
 		platform: platform,
 		routes:   routes,
 		creds:    creds,
+		models:   opts.Models,
 		signer:   sigv4sign.New(cfg.SigningName),
 		log:      opts.Logger,
 		now:      opts.Now,
@@ -117,6 +142,13 @@ func New(opts Options, routes RouteStore, creds TenantCredentials) (*Server, err
 			Help:    "Time to choose credentials and sign a request, by identity kind.",
 			Buckets: []float64{.0005, .001, .005, .01, .05, .1, .25, .5, 1, 2.5, 5, 10},
 		}, []string{"kind"}),
+		fallbacks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tenantgate_extproc_platform_fallbacks_total",
+			Help: "Enterprise tenants' requests signed with the platform's credentials because the tenant has no enabled route (extproc.enterprise_without_route: platform), by reason (no_route, route_disabled).",
+		}, []string{"reason"}),
+	}
+	if s.models == nil {
+		s.models = noModels{}
 	}
 	s.bedrockHeaders = opts.BedrockHeaders
 	if s.bedrockHeaders == nil {
@@ -140,8 +172,10 @@ func New(opts Options, routes RouteStore, creds TenantCredentials) (*Server, err
 		if err := opts.Registerer.Register(s.requests); err != nil {
 			return nil, fmt.Errorf("extproc: register metrics: %w", err)
 		}
-		if err := opts.Registerer.Register(s.signing); err != nil {
-			return nil, fmt.Errorf("extproc: register metrics: %w", err)
+		for _, c := range []prometheus.Collector{s.signing, s.fallbacks} {
+			if err := opts.Registerer.Register(c); err != nil {
+				return nil, fmt.Errorf("extproc: register metrics: %w", err)
+			}
 		}
 		if err := opts.Registerer.Register(s.errorBodies); err != nil {
 			return nil, fmt.Errorf("extproc: register metrics: %w", err)

@@ -102,7 +102,7 @@ func TestLogsAndMetrics(t *testing.T) {
 		msgs []*extprocv3.ProcessingRequest
 	}{
 		{[]*extprocv3.ProcessingRequest{headersMsg(entID, false, clientHeaders("POST", haikuPath)...), bodyMsg([]byte(`{}`), true)}},
-		{[]*extprocv3.ProcessingRequest{headersMsg(proID, true, clientHeaders("GET", "/async-invoke")...)}},
+		{[]*extprocv3.ProcessingRequest{headersMsg(proID, true, clientHeaders("POST", haikuPath)...)}},
 		{[]*extprocv3.ProcessingRequest{headersMsg(nil, true, clientHeaders("GET", "/async-invoke")...)}},
 	} {
 		if err := s.Process(&scriptStream{ctx: context.Background(), end: io.EOF, in: id.msgs}); err != nil {

@@ -25,8 +25,9 @@ const usage = `tenantgate: tenant-aware ext_authz and ext_proc for Envoy in fron
 
 Usage:
   tenantgate serve [--config FILE] [--demo]
-        Serve ext_authz, ext_proc and gRPC health (server.grpc_listen, default :9191)
-        and /healthz, /readyz, /metrics (server.http_listen, default :9192).
+        Serve ext_authz, ext_proc and gRPC health (server.grpc_listen, default 127.0.0.1:9191;
+        host:port or unix:/path, mutual TLS with server.grpc_tls)
+        and /healthz, /readyz, /metrics (server.http_listen, default 127.0.0.1:9192).
         Needs a store: $TENANTGATE_DATABASE_URL (store.database_url) or
         store.tenants_file. --demo (store.demo: true) instead serves the embedded
         public DEMO tenants and their public demo API key; never in production.

@@ -46,7 +46,7 @@ func TestRun(t *testing.T) {
 		{name: "version extra arg", args: []string{"version", "x"}, wantCode: 2},
 		{name: "check-config without a store", args: []string{"check-config"}, wantCode: 1,
 			wantStderr: "no tenant store configured: set TENANTGATE_DATABASE_URL (store.database_url) or store.tenants_file, or pass --demo"},
-		{name: "check-config --demo", args: []string{"check-config", "--demo"}, wantCode: 0, wantStdout: "grpc_listen: :9191", wantStderr: "configuration OK (store: demo)"},
+		{name: "check-config --demo", args: []string{"check-config", "--demo"}, wantCode: 0, wantStdout: "grpc_listen: 127.0.0.1:9191", wantStderr: "configuration OK (store: demo)"},
 		{name: "check-config store.demo", args: []string{"check-config", "--config", demoFile}, wantCode: 0, wantStdout: "demo: true", wantStderr: "configuration OK (store: demo)"},
 		{name: "check-config --demo with a database", args: []string{"check-config", "--demo"},
 			env:      map[string]string{"TENANTGATE_DATABASE_URL": "postgres://u:dbpass@h/db"},

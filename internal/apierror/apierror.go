@@ -95,6 +95,8 @@ const (
 	UnsupportedOperation           Code = "unsupported_operation"
 	NotImplemented                 Code = "not_implemented"
 	BadRequest                     Code = "bad_request"
+	TrailersNotSupported           Code = "trailers_not_supported"
+	AsyncInvokeNotAllowed          Code = "async_invoke_not_allowed"
 	BedrockHeaderNotAllowed        Code = "bedrock_header_not_allowed"
 	BodyTooLarge                   Code = "body_too_large"
 	NoTenantRoute                  Code = "no_tenant_route"
@@ -185,9 +187,9 @@ func entries() []Entry {
 		{Code: UnknownTier, Status: 403, Type: AccessDeniedException, Source: srcAuthz,
 			Message: "the account's plan tier is not configured",
 			Meaning: "the account's tier (or `none`: no `credit_accounts` row) is not listed in `plans.models`"},
-		{Code: ModelNotAllowed, Status: 403, Type: AccessDeniedException, Source: srcAuthz,
+		{Code: ModelNotAllowed, Status: 403, Type: AccessDeniedException, Source: srcBoth,
 			Message: "the account's plan does not include this model",
-			Meaning: "the account's plan does not include this model"},
+			Meaning: "the account's plan does not include this model (in the path, or StartAsyncInvoke's body `modelId`)"},
 		{Code: InsufficientCredits, Status: 403, Type: ServiceQuotaExceededException, Source: srcAuthz,
 			Message: "the account has no credits left",
 			Meaning: "`plans.block_on_no_credits` and the balance is not positive"},
@@ -204,8 +206,14 @@ func entries() []Entry {
 			Message: "bidirectional streaming is not supported",
 			Meaning: "`InvokeModelWithBidirectionalStream` is not supported"},
 		{Code: BadRequest, Status: 400, Type: ValidationException, Source: srcProc,
-			Message: "the request cannot be forwarded",
-			Meaning: "invalid content-length, or a request that cannot be signed"},
+			Message: "the request cannot be forwarded: %v", Params: []string{"fixed reason"},
+			Meaning: "invalid content-length, a request that cannot be signed, or a StartAsyncInvoke body without one string `modelId`"},
+		{Code: TrailersNotSupported, Status: 400, Type: ValidationException, Source: srcProc,
+			Message: "requests with trailers are not supported",
+			Meaning: "the request carried HTTP trailers, which SigV4 does not cover; Bedrock requests have none"},
+		{Code: AsyncInvokeNotAllowed, Status: 403, Type: AccessDeniedException, Source: srcProc,
+			Message: "async invocation is not allowed for this account",
+			Meaning: "async invocation (Start/List/GetAsyncInvoke) refused by `extproc.async_invoke` (default: only for tenants signed with their own role)"},
 		{Code: BedrockHeaderNotAllowed, Status: 400, Type: ValidationException, Source: srcProc,
 			Message: "header %v is not allowed for this plan", Params: []string{"header name (known x-amzn-bedrock-* names only)"},
 			Meaning: "an `x-amzn-bedrock-*` header the plan does not allow, with `plans.unlisted_bedrock_headers: reject`"},

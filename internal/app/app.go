@@ -6,6 +6,7 @@ package app
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -186,7 +187,8 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 		Registerer:   reg,
 	})
 	// ext_proc learns the tier from ext_authz's metadata and asks the same
-	// plans which x-amzn-bedrock-* headers that tier may send.
+	// plans which x-amzn-bedrock-* headers that tier may send, and whether
+	// it may use a model named in the body (StartAsyncInvoke).
 	plans, err := plan.New(c.Plans)
 	if err != nil {
 		return nil, fmt.Errorf("app: %w", err)
@@ -198,13 +200,38 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 		Logger:         log.With("component", "extproc"),
 		Registerer:     reg,
 		BedrockHeaders: plans,
+		Models:         plans,
 	}, a.store, a.creds)
 	if err != nil {
 		return nil, fmt.Errorf("app: %w", err)
 	}
 
+	grpcNet, grpcAddr := "tcp", c.Server.GRPCListen
+	if path, ok := config.IsUnixListen(grpcAddr); ok {
+		grpcNet, grpcAddr = "unix", path
+	}
+	socketMode, err := config.ParseSocketMode(c.Server.GRPCSocketMode)
+	if err != nil {
+		return nil, fmt.Errorf("app: server.grpc_socket_mode: %w", err)
+	}
+	var grpcTLS *tls.Config
+	if t := c.Server.GRPCTLS; t.Enabled() {
+		grpcTLS, err = server.MutualTLS{
+			CertFile:          t.CertFile,
+			KeyFile:           t.KeyFile,
+			ClientCAFile:      t.ClientCAFile,
+			AllowedClientSANs: t.AllowedClientSANs,
+			MinVersion:        t.TLSMinVersion(),
+		}.Config()
+		if err != nil {
+			return nil, fmt.Errorf("app: %w", err)
+		}
+	}
 	a.srv, err = server.New(server.Options{
-		GRPCListen:     c.Server.GRPCListen,
+		GRPCNetwork:    grpcNet,
+		GRPCListen:     grpcAddr,
+		GRPCSocketMode: socketMode,
+		GRPCTLS:        grpcTLS,
 		HTTPListen:     c.Server.HTTPListen,
 		ShutdownGrace:  c.Server.ShutdownGrace.D(),
 		ReadyInterval:  opts.ReadyInterval,
@@ -299,6 +326,7 @@ func (a *App) logStart() {
 	}
 	a.log.Info("tenantgate serving",
 		slog.String("grpc", a.GRPCAddr().String()),
+		slog.Bool("grpc_mtls", c.Server.GRPCTLS.Enabled()),
 		slog.String("http", a.HTTPAddr().String()),
 		slog.String("store", StoreKind(c.Store)),
 		slog.Any("issuers", issuers),

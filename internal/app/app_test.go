@@ -279,7 +279,7 @@ func TestAppExtProcSignsWithPlatformCredentials(t *testing.T) {
 	id := identity.Identity{AccountID: filestore.DemoAliceAccountID, UserID: filestore.DemoAliceUserID, Tier: "free", Role: "owner", Principal: identity.PrincipalUser, Credential: "jwt"}
 	req := &extprocv3.ProcessingRequest{
 		Request: &extprocv3.ProcessingRequest_RequestHeaders{RequestHeaders: &extprocv3.HttpHeaders{
-			Headers:     headerMap(map[string]string{":method": "GET", ":path": "/async-invoke?maxResults=5", ":authority": "bedrock.gateway.example", "authorization": "Bearer user-token"}),
+			Headers:     headerMap(map[string]string{":method": "POST", ":path": "/model/amazon.nova-lite-v1%3A0/converse", ":authority": "bedrock.gateway.example", "authorization": "Bearer user-token"}),
 			EndOfStream: true,
 		}},
 		MetadataContext: metadataFor(id),

@@ -40,7 +40,7 @@ func TestAppBedrockHeadersFollowPlans(t *testing.T) {
 			id := identity.Identity{AccountID: filestore.DemoAliceAccountID, UserID: filestore.DemoAliceUserID, Tier: tc.tier, Role: "owner", Principal: identity.PrincipalUser, Credential: "jwt"}
 			if err := stream.Send(&extprocv3.ProcessingRequest{
 				Request: &extprocv3.ProcessingRequest_RequestHeaders{RequestHeaders: &extprocv3.HttpHeaders{
-					Headers: headerMap(map[string]string{":method": "GET", ":path": "/async-invoke", ":authority": "gw.example",
+					Headers: headerMap(map[string]string{":method": "POST", ":path": "/model/amazon.nova-lite-v1%3A0/converse", ":authority": "gw.example",
 						"x-amzn-bedrock-service-tier": "priority", "x-amzn-bedrock-trace": "ENABLED"}),
 					EndOfStream: true,
 				}},

@@ -29,8 +29,23 @@ type Config struct {
 
 // Server configures the listeners and process behaviour.
 type Server struct {
-	GRPCListen    string   `yaml:"grpc_listen"`    // default ":9191"
-	HTTPListen    string   `yaml:"http_listen"`    // default ":9192"
+	// GRPCListen is where ext_authz, ext_proc and gRPC health listen:
+	// host:port or unix:/path (default 127.0.0.1:9191). An address reachable
+	// beyond loopback is refused unless grpc_tls is set or
+	// grpc_insecure_listen is true.
+	GRPCListen string `yaml:"grpc_listen"`
+	// GRPCSocketMode is the octal permission of a unix: gRPC socket
+	// (default 0600: only tenantgate's user; 0660 adds its group).
+	GRPCSocketMode string `yaml:"grpc_socket_mode"`
+	// GRPCTLS requires mutual TLS on the gRPC listener.
+	GRPCTLS GRPCTLS `yaml:"grpc_tls"`
+	// GRPCInsecureListen allows a gRPC address reachable beyond loopback
+	// without grpc_tls (default false). Only for networks where something
+	// else (a NetworkPolicy, Istio STRICT mTLS with an AuthorizationPolicy)
+	// admits only Envoy.
+	GRPCInsecureListen bool `yaml:"grpc_insecure_listen"`
+	// HTTPListen serves /healthz, /readyz and /metrics (default 127.0.0.1:9192).
+	HTTPListen    string   `yaml:"http_listen"`
 	ShutdownGrace Duration `yaml:"shutdown_grace"` // default 20s
 	LogLevel      string   `yaml:"log_level"`      // debug, info, warn, error; default info
 	LogFormat     string   `yaml:"log_format"`     // json or text; default json
@@ -150,10 +165,16 @@ func (c *Config) applyEnv(getenv func(string) string) {
 func (c *Config) applyDefaults() {
 	s := &c.Server
 	if s.GRPCListen == "" {
-		s.GRPCListen = ":9191"
+		s.GRPCListen = DefaultGRPCListen
+	}
+	if s.GRPCSocketMode == "" {
+		s.GRPCSocketMode = DefaultGRPCSocketMode
+	}
+	if s.GRPCTLS.MinVersion == "" {
+		s.GRPCTLS.MinVersion = "1.2"
 	}
 	if s.HTTPListen == "" {
-		s.HTTPListen = ":9192"
+		s.HTTPListen = DefaultHTTPListen
 	}
 	if s.ShutdownGrace == 0 {
 		s.ShutdownGrace = Duration(20 * time.Second)
@@ -190,6 +211,7 @@ func (c *Config) Validate() error {
 	if c.Server.GRPCListen == c.Server.HTTPListen && !strings.HasSuffix(c.Server.GRPCListen, ":0") {
 		errs = append(errs, fmt.Errorf("server: grpc_listen and http_listen are both %q", c.Server.GRPCListen))
 	}
+	errs = append(errs, c.Server.validateGRPC()...)
 	errs = append(errs, c.Store.validate()...)
 	errs = append(errs, c.Auth.validate()...)
 	errs = append(errs, c.Plans.validate()...)

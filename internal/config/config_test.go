@@ -27,8 +27,8 @@ func TestDefaults(t *testing.T) {
 			name      string
 			got, want any
 		}{
-			{"grpc_listen", c.Server.GRPCListen, ":9191"},
-			{"http_listen", c.Server.HTTPListen, ":9192"},
+			{"grpc_listen", c.Server.GRPCListen, "127.0.0.1:9191"},
+			{"http_listen", c.Server.HTTPListen, "127.0.0.1:9192"},
 			{"shutdown_grace", c.Server.ShutdownGrace.D(), 20 * time.Second},
 			{"log_level", c.Server.LogLevel, "info"},
 			{"log_format", c.Server.LogFormat, "json"},
@@ -59,7 +59,8 @@ func TestDefaults(t *testing.T) {
 			{"default_region", c.ExtProc.DefaultRegion, "us-east-1"},
 			{"endpoint_template", c.ExtProc.EndpointTemplate, "bedrock-runtime.{region}.amazonaws.com"},
 			{"signing_name", c.ExtProc.SigningName, "bedrock"},
-			{"enterprise_without_route", c.ExtProc.EnterpriseWithoutRoute, NoRoutePlatform},
+			{"enterprise_without_route", c.ExtProc.EnterpriseWithoutRoute, NoRouteDeny},
+			{"async_invoke", c.ExtProc.AsyncInvoke, AsyncInvokeTenantOnly},
 			{"max_body_bytes", c.ExtProc.MaxBodyBytes, int64(10 << 20)},
 			{"keep_identity_headers", c.ExtProc.KeepIdentityHeaders, false},
 			{"assume_role.duration", c.ExtProc.AssumeRole.Duration.D(), time.Hour},
@@ -257,6 +258,7 @@ func TestValidationErrors(t *testing.T) {
 		{"short service key", "service: {api_keys: {worker: short}}", nil, "service.api_keys.worker: key shorter than 32 characters"},
 		{"tenant source", "extproc: {tenant_source: cookie}", nil, `extproc.tenant_source: "cookie"`},
 		{"no-route policy", "extproc: {enterprise_without_route: fail}", nil, `extproc.enterprise_without_route: "fail"`},
+		{"async-invoke policy", "extproc: {async_invoke: platform}", nil, `extproc.async_invoke: "platform"`},
 		{"region", "extproc: {default_region: mars-1}", nil, `extproc.default_region: "mars-1" is not a region`},
 		{"region from env", "", map[string]string{"AWS_REGION": "Europe"}, `extproc.default_region: "Europe" is not a region`},
 		{"endpoint template", "extproc: {endpoint_template: bedrock.example.com}", nil, "extproc.endpoint_template: must contain {region}"},
@@ -383,7 +385,7 @@ func TestLoad(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Server.GRPCListen != "127.0.0.1:7000" || c.Server.HTTPListen != ":9192" {
+	if c.Server.GRPCListen != "127.0.0.1:7000" || c.Server.HTTPListen != "127.0.0.1:9192" {
 		t.Errorf("server = %+v", c.Server)
 	}
 	if _, err := Load(filepath.Join(dir, "missing.yaml"), nil); err == nil || !strings.Contains(err.Error(), "missing.yaml") {

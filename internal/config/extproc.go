@@ -20,6 +20,14 @@ const (
 	NoRouteDeny     = "deny"
 )
 
+// Policies for the async-invoke operations (StartAsyncInvoke,
+// ListAsyncInvokes, GetAsyncInvoke).
+const (
+	AsyncInvokeDeny       = "deny"
+	AsyncInvokeTenantOnly = "tenant_only"
+	AsyncInvokeAllow      = "allow"
+)
+
 // ExtProc configures the Bedrock re-signing processor.
 type ExtProc struct {
 	// TenantSource is "metadata" (default: ext_authz dynamic metadata
@@ -34,8 +42,19 @@ type ExtProc struct {
 	EndpointTemplate string `yaml:"endpoint_template"`
 	// SigningName is the SigV4 service name (default bedrock).
 	SigningName string `yaml:"signing_name"`
-	// EnterpriseWithoutRoute is "platform" (default) or "deny".
+	// EnterpriseWithoutRoute is "deny" (default: an enterprise tenant
+	// without an enabled routing row gets 403 no_tenant_route) or
+	// "platform" (sign with the platform's credentials; every fallback is
+	// logged and counted in tenantgate_extproc_platform_fallbacks_total).
 	EnterpriseWithoutRoute string `yaml:"enterprise_without_route"`
+	// AsyncInvoke governs the async-invoke operations: "tenant_only"
+	// (default: only for requests signed with the tenant's own role; on the
+	// shared platform identity they would list, read and start jobs across
+	// tenants, so platform-signed ones get 403 async_invoke_not_allowed),
+	// "deny" (always 403) or "allow". Where allowed, StartAsyncInvoke's body
+	// modelId must be a model the tier's plan allows (else 403
+	// model_not_allowed).
+	AsyncInvoke string `yaml:"async_invoke"`
 	// MaxBodyBytes limits a signed request body (default 10 MiB); larger → 413.
 	MaxBodyBytes int64 `yaml:"max_body_bytes"`
 	// KeepIdentityHeaders forwards the x-account-* identity headers upstream.
@@ -71,7 +90,10 @@ func (e *ExtProc) applyDefaults() {
 		e.SigningName = "bedrock"
 	}
 	if e.EnterpriseWithoutRoute == "" {
-		e.EnterpriseWithoutRoute = NoRoutePlatform
+		e.EnterpriseWithoutRoute = NoRouteDeny
+	}
+	if e.AsyncInvoke == "" {
+		e.AsyncInvoke = AsyncInvokeTenantOnly
 	}
 	if e.MaxBodyBytes == 0 {
 		e.MaxBodyBytes = 10 << 20
@@ -118,6 +140,11 @@ func (e *ExtProc) validate() []error {
 	case NoRoutePlatform, NoRouteDeny:
 	default:
 		errs = append(errs, fmt.Errorf("extproc.enterprise_without_route: %q is not platform or deny", e.EnterpriseWithoutRoute))
+	}
+	switch e.AsyncInvoke {
+	case AsyncInvokeDeny, AsyncInvokeTenantOnly, AsyncInvokeAllow:
+	default:
+		errs = append(errs, fmt.Errorf("extproc.async_invoke: %q is not deny, tenant_only or allow", e.AsyncInvoke))
 	}
 	if e.DefaultRegion != "" && !ValidRegion(e.DefaultRegion) {
 		errs = append(errs, fmt.Errorf("extproc.default_region: %q is not a region", e.DefaultRegion))

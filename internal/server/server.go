@@ -6,12 +6,14 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -20,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
@@ -33,8 +36,16 @@ type Check struct {
 
 // Options configures a Server.
 type Options struct {
-	GRPCListen string // e.g. ":9191"
-	HTTPListen string // e.g. ":9192"
+	// GRPCNetwork is "tcp" (default) or "unix"; GRPCListen is a host:port
+	// or, for "unix", a socket path.
+	GRPCNetwork string
+	GRPCListen  string // e.g. "127.0.0.1:9191"
+	// GRPCSocketMode is the permission of a unix socket (default 0600).
+	GRPCSocketMode os.FileMode
+	// GRPCTLS, when set, is the listener's TLS configuration (see
+	// MutualTLS.Config); nil serves plaintext gRPC.
+	GRPCTLS    *tls.Config
+	HTTPListen string // e.g. "127.0.0.1:9192"
 	// ShutdownGrace bounds the gRPC drain; calls still running after it are
 	// cancelled (default 20s).
 	ShutdownGrace time.Duration
@@ -112,7 +123,7 @@ func New(opts Options) (*Server, error) {
 		}
 	}
 
-	s.grpc = grpc.NewServer(
+	grpcOpts := []grpc.ServerOption{
 		grpc.ChainUnaryInterceptor(s.unaryInterceptor),
 		grpc.ChainStreamInterceptor(s.streamInterceptor),
 		// Envoy keeps connections open and may ping them; permit that so it
@@ -126,7 +137,11 @@ func New(opts Options) (*Server, error) {
 			Timeout: 10 * time.Second,
 		}),
 		grpc.MaxRecvMsgSize(opts.MaxRecvMsgSize),
-	)
+	}
+	if opts.GRPCTLS != nil {
+		grpcOpts = append(grpcOpts, grpc.Creds(credentials.NewTLS(opts.GRPCTLS)))
+	}
+	s.grpc = grpc.NewServer(grpcOpts...)
 	s.health = health.NewServer()
 	s.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
 	healthpb.RegisterHealthServer(s.grpc, s.health)
@@ -144,7 +159,7 @@ func New(opts Options) (*Server, error) {
 	}
 
 	var err error
-	if s.grpcLis, err = net.Listen("tcp", opts.GRPCListen); err != nil {
+	if s.grpcLis, err = listenGRPC(opts); err != nil {
 		return nil, fmt.Errorf("server: grpc listen %s: %w", opts.GRPCListen, err)
 	}
 	if s.httpLis, err = net.Listen("tcp", opts.HTTPListen); err != nil {
@@ -152,6 +167,21 @@ func New(opts Options) (*Server, error) {
 		return nil, fmt.Errorf("server: http listen %s: %w", opts.HTTPListen, err)
 	}
 	return s, nil
+}
+
+func listenGRPC(opts Options) (net.Listener, error) {
+	switch opts.GRPCNetwork {
+	case "", "tcp":
+		return net.Listen("tcp", opts.GRPCListen)
+	case "unix":
+		mode := opts.GRPCSocketMode
+		if mode == 0 {
+			mode = 0o600
+		}
+		return listenUnix(opts.GRPCListen, mode)
+	default:
+		return nil, fmt.Errorf("unknown network %q", opts.GRPCNetwork)
+	}
 }
 
 // GRPC returns the gRPC server for registering services before Serve.

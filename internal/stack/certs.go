@@ -19,6 +19,17 @@ import (
 // WorkerSPIFFEID is the URI SAN of the trusted worker client certificate.
 const WorkerSPIFFEID = "spiffe://cluster.local/ns/agents/sa/worker"
 
+// Names on the Envoy -> tenantgate link: tenantgate's server certificate is
+// for TenantgateServerName (the SNI and SAN Envoy's tenantgate cluster
+// checks), Envoy's client certificate carries the URI SAN EnvoyLinkSAN, and
+// IntruderLinkSAN is a client certificate of the same CA that tenantgate
+// must refuse when SANs are pinned.
+const (
+	TenantgateServerName = "tenantgate"
+	EnvoyLinkSAN         = "spiffe://tenantgate.local/envoy"
+	IntruderLinkSAN      = "spiffe://tenantgate.local/intruder"
+)
+
 // Certs are the PEM files of the stack's test PKI, all inside the stack dir.
 type Certs struct {
 	// CA signs every certificate below except the untrusted client's; it is
@@ -35,6 +46,19 @@ type Certs struct {
 	// UntrustedCert/UntrustedKey: a client certificate with the same URI SAN
 	// signed by a CA nobody trusts.
 	UntrustedCert, UntrustedKey string
+
+	// The Envoy -> tenantgate link has its own CA (LinkCA), so that no mesh
+	// client certificate can reach tenantgate's gRPC port.
+	LinkCA string
+	// TenantgateCert/TenantgateKey: tenantgate's gRPC server certificate for
+	// TenantgateServerName, localhost and 127.0.0.1.
+	TenantgateCert, TenantgateKey string
+	// EnvoyClientCert/EnvoyClientKey: the client certificate Envoy's
+	// tenantgate cluster presents (URI SAN EnvoyLinkSAN).
+	EnvoyClientCert, EnvoyClientKey string
+	// IntruderCert/IntruderKey: a client certificate of LinkCA with the URI
+	// SAN IntruderLinkSAN.
+	IntruderCert, IntruderKey string
 }
 
 type issuer struct {
@@ -120,13 +144,18 @@ func (ca *issuer) issue(s leafSpec) (certPEM, keyPEM []byte, err error) {
 
 // WriteCerts creates the test PKI in dir: a CA, Envoy and fake Bedrock server
 // certificates for regions, a trusted worker client certificate and an
-// untrusted one.
+// untrusted one; and the Envoy -> tenantgate link's own CA with tenantgate's
+// server certificate, Envoy's client certificate and an intruder's.
 func WriteCerts(dir string, regions []string) (Certs, error) {
 	ca, caPEM, err := newCA("tenantgate test CA")
 	if err != nil {
 		return Certs{}, err
 	}
 	other, _, err := newCA("untrusted test CA")
+	if err != nil {
+		return Certs{}, err
+	}
+	link, linkPEM, err := newCA("tenantgate link test CA")
 	if err != nil {
 		return Certs{}, err
 	}
@@ -140,9 +169,20 @@ func WriteCerts(dir string, regions []string) (Certs, error) {
 		WorkerKey:     filepath.Join(dir, "worker.key"),
 		UntrustedCert: filepath.Join(dir, "untrusted-worker.crt"),
 		UntrustedKey:  filepath.Join(dir, "untrusted-worker.key"),
+
+		LinkCA:          filepath.Join(dir, "tenantgate-ca.crt"),
+		TenantgateCert:  filepath.Join(dir, "tenantgate-server.crt"),
+		TenantgateKey:   filepath.Join(dir, "tenantgate-server.key"),
+		EnvoyClientCert: filepath.Join(dir, "tenantgate-client.crt"),
+		EnvoyClientKey:  filepath.Join(dir, "tenantgate-client.key"),
+		IntruderCert:    filepath.Join(dir, "tenantgate-intruder.crt"),
+		IntruderKey:     filepath.Join(dir, "tenantgate-intruder.key"),
 	}
 	if err := os.WriteFile(c.CA, caPEM, 0o644); err != nil {
 		return Certs{}, fmt.Errorf("write ca: %w", err)
+	}
+	if err := os.WriteFile(c.LinkCA, linkPEM, 0o644); err != nil {
+		return Certs{}, fmt.Errorf("write link ca: %w", err)
 	}
 	bedrockHosts := []string{"*.amazonaws.com"}
 	for _, r := range regions {
@@ -157,6 +197,9 @@ func WriteCerts(dir string, regions []string) (Certs, error) {
 		{ca, leafSpec{cn: "bedrock-runtime.amazonaws.com", dns: bedrockHosts}, c.BedrockCert, c.BedrockKey},
 		{ca, leafSpec{cn: "worker", uris: []string{WorkerSPIFFEID}, client: true}, c.WorkerCert, c.WorkerKey},
 		{other, leafSpec{cn: "worker", uris: []string{WorkerSPIFFEID}, client: true}, c.UntrustedCert, c.UntrustedKey},
+		{link, leafSpec{cn: TenantgateServerName, dns: []string{TenantgateServerName, "localhost"}, ips: []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback}}, c.TenantgateCert, c.TenantgateKey},
+		{link, leafSpec{cn: "envoy", uris: []string{EnvoyLinkSAN}, client: true}, c.EnvoyClientCert, c.EnvoyClientKey},
+		{link, leafSpec{cn: "intruder", uris: []string{IntruderLinkSAN}, client: true}, c.IntruderCert, c.IntruderKey},
 	}
 	for _, l := range leaves {
 		cp, kp, err := l.ca.issue(l.spec)

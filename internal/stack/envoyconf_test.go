@@ -40,7 +40,7 @@ func withoutBucket(t *testing.T, hcm map[string]any) (string, any) {
 
 func TestRewriteBootstrapRateLimit(t *testing.T) {
 	p := EnvoyPorts{Admin: 1, Public: 2, Mesh: 3, Tenantgate: 4, Bedrock: 5,
-		ServerCert: "a", ServerKey: "b", MeshCA: "c", UpstreamCA: "d",
+		ServerCert: "a", ServerKey: "b", MeshCA: "c", UpstreamCA: "d", TenantgateLink: LinkPlaintext,
 		RateLimit: &TokenBucket{MaxTokens: 3, TokensPerFill: 2, FillInterval: 90 * time.Minute}}
 	out, err := RewriteBootstrap(envoy.Bootstrap, p)
 	if err != nil {
@@ -86,7 +86,7 @@ func TestRewriteBootstrapRateLimitRejects(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			b := tc.bucket
-			_, err := RewriteBootstrap([]byte(tc.bootstrap), EnvoyPorts{ServerCert: "a", ServerKey: "b", MeshCA: "c", UpstreamCA: "d", RateLimit: &b})
+			_, err := RewriteBootstrap([]byte(tc.bootstrap), EnvoyPorts{ServerCert: "a", ServerKey: "b", MeshCA: "c", UpstreamCA: "d", TenantgateLink: LinkPlaintext, RateLimit: &b})
 			if err == nil {
 				t.Fatal("accepted")
 			}

@@ -33,6 +33,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"gopkg.in/yaml.v3"
@@ -74,6 +75,10 @@ type Options struct {
 	TrustedPrincipals []string
 	// StreamDelay between streamed fake events; zero means 50ms.
 	StreamDelay time.Duration
+	// TenantgateLink is how Envoy reaches tenantgate: LinkMTLS (default, as
+	// envoy/envoy.yaml ships: tenantgate requires Envoy's client
+	// certificate), LinkUnix (a Unix socket in Dir) or LinkPlaintext.
+	TenantgateLink Link
 	// EnvoyRateLimit replaces the token bucket of Envoy's listener rate
 	// limit; nil means a million requests per second, so that tests,
 	// benchmarks and the demo are never throttled by the shipped
@@ -93,8 +98,11 @@ type Stack struct {
 	MeshURL string
 	// EnvoyAdminURL is Envoy's admin interface.
 	EnvoyAdminURL string
-	// TenantgateGRPC and TenantgateHTTP are tenantgate's listen addresses.
+	// TenantgateGRPC and TenantgateHTTP are tenantgate's listen addresses;
+	// with LinkUnix TenantgateGRPC is "unix:<socket path>".
 	TenantgateGRPC, TenantgateHTTP string
+	// TenantgateLink is the transport between Envoy and tenantgate.
+	TenantgateLink Link
 	// FakeAdminURL is the base URL of the fake AWS admin API (/_fake/...).
 	FakeAdminURL string
 	// STSURL is the fake STS endpoint (AWS_ENDPOINT_URL_STS).
@@ -123,7 +131,10 @@ type Stack struct {
 // reports ready with a healthy tenantgate cluster. On error everything
 // already started is stopped and the error carries the log tails.
 func Start(ctx context.Context, o Options) (_ *Stack, err error) {
-	s := &Stack{opts: o, log: o.Logger, Dir: o.Dir}
+	s := &Stack{opts: o, log: o.Logger, Dir: o.Dir, TenantgateLink: o.TenantgateLink}
+	if s.TenantgateLink == "" {
+		s.TenantgateLink = LinkMTLS
+	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -320,6 +331,20 @@ func (s *Stack) writeTenantgateConfig() error {
 	}
 	s.TenantgateGRPC = fmt.Sprintf("127.0.0.1:%d", gp)
 	s.TenantgateHTTP = fmt.Sprintf("127.0.0.1:%d", hp)
+	server := map[string]any{"http_listen": s.TenantgateHTTP, "log_level": "debug", "log_format": "json", "shutdown_grace": "2s"}
+	switch s.TenantgateLink {
+	case LinkMTLS:
+		server["grpc_tls"] = map[string]any{
+			"cert_file": s.Certs.TenantgateCert, "key_file": s.Certs.TenantgateKey,
+			"client_ca_file": s.Certs.LinkCA, "allowed_client_sans": []string{EnvoyLinkSAN},
+		}
+	case LinkUnix:
+		s.TenantgateGRPC = "unix:" + filepath.Join(s.Dir, "tenantgate.sock")
+	case LinkPlaintext:
+	default:
+		return fmt.Errorf("stack: unknown tenantgate link %q", s.TenantgateLink)
+	}
+	server["grpc_listen"] = s.TenantgateGRPC
 	principals := s.opts.TrustedPrincipals
 	if principals == nil {
 		principals = []string{WorkerSPIFFEID}
@@ -331,7 +356,7 @@ func (s *Stack) writeTenantgateConfig() error {
 		store["tenants_file"] = s.opts.TenantsFile
 	}
 	cfg := map[string]any{
-		"server": map[string]any{"grpc_listen": s.TenantgateGRPC, "http_listen": s.TenantgateHTTP, "log_level": "debug", "log_format": "json", "shutdown_grace": "2s"},
+		"server": server,
 		"store":  store,
 		"auth": map[string]any{
 			"api_keys": map[string]any{"secret": APIKeySecret},
@@ -391,14 +416,43 @@ func (s *Stack) StartTenantgate(ctx context.Context) error {
 	}
 	// Envoy health-checks tenantgate over grpc.health.v1: wait until that
 	// says SERVING too, so Envoy's first check passes.
-	if err := waitGRPCServing(ctx, p, s.TenantgateGRPC, 60*time.Second); err != nil {
+	creds, err := s.TenantgateCreds(s.Certs.EnvoyClientCert, s.Certs.EnvoyClientKey)
+	if err != nil {
+		return err
+	}
+	if err := waitGRPCServing(ctx, p, s.TenantgateGRPC, creds, 60*time.Second); err != nil {
 		return fmt.Errorf("stack: tenantgate not serving: %w", err)
 	}
 	return nil
 }
 
-func waitGRPCServing(ctx context.Context, p *proc, addr string, timeout time.Duration) error {
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+// TenantgateCreds returns the transport credentials for dialing
+// TenantgateGRPC directly: with LinkMTLS, TLS trusting the link CA for
+// TenantgateServerName and presenting certFile (none when empty; Envoy's is
+// Certs.EnvoyClientCert); otherwise plaintext.
+func (s *Stack) TenantgateCreds(certFile, keyFile string) (credentials.TransportCredentials, error) {
+	if s.TenantgateLink != LinkMTLS {
+		return insecure.NewCredentials(), nil
+	}
+	caPEM, err := os.ReadFile(s.Certs.LinkCA)
+	if err != nil {
+		return nil, fmt.Errorf("stack: read link CA: %w", err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(caPEM)
+	cfg := &tls.Config{RootCAs: pool, ServerName: TenantgateServerName, MinVersion: tls.VersionTLS12}
+	if certFile != "" {
+		c, err := tls.LoadX509KeyPair(certFile, keyFile)
+		if err != nil {
+			return nil, fmt.Errorf("stack: tenantgate client cert: %w", err)
+		}
+		cfg.Certificates = []tls.Certificate{c}
+	}
+	return credentials.NewTLS(cfg), nil
+}
+
+func waitGRPCServing(ctx context.Context, p *proc, addr string, creds credentials.TransportCredentials, timeout time.Duration) error {
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(creds))
 	if err != nil {
 		return fmt.Errorf("grpc client: %w", err)
 	}
@@ -461,9 +515,14 @@ func (s *Stack) startEnvoy(ctx context.Context) error {
 		*p = n
 	}
 	var err error
-	if ports.Tenantgate, err = portOf(s.TenantgateGRPC); err != nil {
+	ports.TenantgateLink = s.TenantgateLink
+	if path, ok := strings.CutPrefix(s.TenantgateGRPC, "unix:"); ok {
+		ports.TenantgateSocket = path
+	} else if ports.Tenantgate, err = portOf(s.TenantgateGRPC); err != nil {
 		return err
 	}
+	ports.TenantgateClientCert, ports.TenantgateClientKey = s.Certs.EnvoyClientCert, s.Certs.EnvoyClientKey
+	ports.TenantgateCA = s.Certs.LinkCA
 	if ports.Bedrock, err = portOf(s.bedrockAddr); err != nil {
 		return err
 	}
@@ -494,7 +553,7 @@ func (s *Stack) startEnvoy(ctx context.Context) error {
 		return fmt.Errorf("stack: envoy not ready: %w", err)
 	}
 	// The tenantgate cluster is health checked: wait for the first pass.
-	want := fmt.Sprintf("tenantgate::%s::health_flags::healthy", s.TenantgateGRPC)
+	want := s.tenantgateHealthyLine()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		body, err := httpGet(ctx, s.EnvoyAdminURL+"/clusters")
@@ -534,7 +593,13 @@ func portOf(hostport string) (int, error) {
 // tenantgate cluster healthy.
 func (s *Stack) TenantgateHealthy(ctx context.Context) bool {
 	body, err := httpGet(ctx, s.EnvoyAdminURL+"/clusters")
-	return err == nil && strings.Contains(body, fmt.Sprintf("tenantgate::%s::health_flags::healthy", s.TenantgateGRPC))
+	return err == nil && strings.Contains(body, s.tenantgateHealthyLine())
+}
+
+// tenantgateHealthyLine is the admin /clusters line of a healthy
+// tenantgate endpoint.
+func (s *Stack) tenantgateHealthyLine() string {
+	return fmt.Sprintf("tenantgate::%s::health_flags::healthy", strings.TrimPrefix(s.TenantgateGRPC, "unix:"))
 }
 
 func httpGet(ctx context.Context, url string) (string, error) {

@@ -82,9 +82,67 @@ func TestWriteCertsChains(t *testing.T) {
 	}
 }
 
+// TestWriteCertsLink: the Envoy -> tenantgate link has its own CA, which
+// signs tenantgate's server certificate and Envoy's (and the intruder's)
+// client certificate, and nothing of the mesh.
+func TestWriteCertsLink(t *testing.T) {
+	c, err := WriteCerts(t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := func(path string) *x509.CertPool {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := x509.NewCertPool()
+		if !p.AppendCertsFromPEM(b) {
+			t.Fatalf("%s: no certificate", path)
+		}
+		return p
+	}
+	link, mesh := pool(c.LinkCA), pool(c.CA)
+	tests := []struct {
+		name      string
+		cert, key string
+		roots     *x509.CertPool
+		dns       string
+		usage     x509.ExtKeyUsage
+		uri       string
+		trusted   bool
+	}{
+		{"tenantgate server", c.TenantgateCert, c.TenantgateKey, link, TenantgateServerName, x509.ExtKeyUsageServerAuth, "", true},
+		{"tenantgate server by ip", c.TenantgateCert, c.TenantgateKey, link, "127.0.0.1", x509.ExtKeyUsageServerAuth, "", true},
+		{"envoy client", c.EnvoyClientCert, c.EnvoyClientKey, link, "", x509.ExtKeyUsageClientAuth, EnvoyLinkSAN, true},
+		{"intruder client", c.IntruderCert, c.IntruderKey, link, "", x509.ExtKeyUsageClientAuth, IntruderLinkSAN, true},
+		{"mesh worker is not a link client", c.WorkerCert, c.WorkerKey, link, "", x509.ExtKeyUsageClientAuth, WorkerSPIFFEID, false},
+		{"envoy link client is not a mesh client", c.EnvoyClientCert, c.EnvoyClientKey, mesh, "", x509.ExtKeyUsageClientAuth, EnvoyLinkSAN, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			pair, err := tls.LoadX509KeyPair(tc.cert, tc.key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			leaf, err := x509.ParseCertificate(pair.Certificate[0])
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = leaf.Verify(x509.VerifyOptions{Roots: tc.roots, DNSName: tc.dns, KeyUsages: []x509.ExtKeyUsage{tc.usage}})
+			if (err == nil) != tc.trusted {
+				t.Fatalf("verify err = %v, want trusted=%v", err, tc.trusted)
+			}
+			if tc.uri != "" && (len(leaf.URIs) != 1 || leaf.URIs[0].String() != tc.uri) {
+				t.Errorf("URI SANs = %v, want %s", leaf.URIs, tc.uri)
+			}
+		})
+	}
+}
+
 func TestRewriteBootstrap(t *testing.T) {
 	p := EnvoyPorts{Admin: 1, Public: 2, Mesh: 3, Tenantgate: 4, Bedrock: 5,
-		ServerCert: "/t/s.crt", ServerKey: "/t/s.key", MeshCA: "/t/mesh.crt", UpstreamCA: "/t/up.crt"}
+		ServerCert: "/t/s.crt", ServerKey: "/t/s.key", MeshCA: "/t/mesh.crt", UpstreamCA: "/t/up.crt",
+		TenantgateClientCert: "/t/tg-client.crt", TenantgateClientKey: "/t/tg-client.key", TenantgateCA: "/t/tg-ca.crt"}
 	out, err := RewriteBootstrap(envoy.Bootstrap, p)
 	if err != nil {
 		t.Fatal(err)
@@ -134,22 +192,99 @@ func TestRewriteBootstrap(t *testing.T) {
 	if ports["tenantgate"] != 4 || ports["bedrock_eu_west_1"] != 5 || len(ports) != 1+len(envoy.Regions) {
 		t.Errorf("cluster ports %v", ports)
 	}
-	for _, f := range []string{"/t/s.crt", "/t/s.key", "/t/mesh.crt", "/t/up.crt"} {
+	for _, f := range []string{"/t/s.crt", "/t/s.key", "/t/mesh.crt", "/t/up.crt", "/t/tg-client.crt", "/t/tg-client.key", "/t/tg-ca.crt"} {
 		if !strings.Contains(s, f) {
 			t.Errorf("TLS file %s not in rewritten bootstrap", f)
 		}
 	}
 }
 
+// tenantgateCluster returns the rewritten tenantgate cluster.
+func tenantgateCluster(t *testing.T, out []byte) map[string]any {
+	t.Helper()
+	var doc map[string]any
+	if err := yaml.Unmarshal(out, &doc); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range doc["static_resources"].(map[string]any)["clusters"].([]any) {
+		if cm := c.(map[string]any); cm["name"] == "tenantgate" {
+			return cm
+		}
+	}
+	t.Fatal("no tenantgate cluster")
+	return nil
+}
+
+// TestRewriteBootstrapLinks: the default keeps the shipped mutual TLS of
+// the tenantgate cluster (SNI and SAN check unchanged); LinkUnix and
+// LinkPlaintext drop it, LinkUnix with a pipe endpoint.
+func TestRewriteBootstrapLinks(t *testing.T) {
+	base := EnvoyPorts{Admin: 1, Public: 2, Mesh: 3, Tenantgate: 4, Bedrock: 5,
+		ServerCert: "a", ServerKey: "b", MeshCA: "c", UpstreamCA: "d",
+		TenantgateClientCert: "/t/tg-client.crt", TenantgateClientKey: "/t/tg-client.key", TenantgateCA: "/t/tg-ca.crt"}
+	tests := []struct {
+		link    Link
+		socket  string
+		wantTLS bool
+		wantEP  string
+	}{
+		{"", "", true, "socket_address"},
+		{LinkMTLS, "", true, "socket_address"},
+		{LinkPlaintext, "", false, "socket_address"},
+		{LinkUnix, "/run/tg.sock", false, "pipe"},
+	}
+	for _, tt := range tests {
+		t.Run(string(tt.link), func(t *testing.T) {
+			p := base
+			p.TenantgateLink, p.TenantgateSocket = tt.link, tt.socket
+			out, err := RewriteBootstrap(envoy.Bootstrap, p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cm := tenantgateCluster(t, out)
+			ts, hasTLS := cm["transport_socket"].(map[string]any)
+			if hasTLS != tt.wantTLS {
+				t.Fatalf("transport_socket present = %v, want %v", hasTLS, tt.wantTLS)
+			}
+			if hasTLS {
+				tc := ts["typed_config"].(map[string]any)
+				ctx := tc["common_tls_context"].(map[string]any)
+				cert := ctx["tls_certificates"].([]any)[0].(map[string]any)
+				if tc["sni"] != TenantgateServerName || cert["certificate_chain"].(map[string]any)["filename"] != "/t/tg-client.crt" ||
+					ctx["validation_context"].(map[string]any)["trusted_ca"].(map[string]any)["filename"] != "/t/tg-ca.crt" {
+					t.Errorf("tenantgate TLS = %v", tc)
+				}
+			}
+			addr := cm["load_assignment"].(map[string]any)["endpoints"].([]any)[0].(map[string]any)["lb_endpoints"].([]any)[0].(map[string]any)["endpoint"].(map[string]any)["address"].(map[string]any)
+			if _, ok := addr[tt.wantEP]; !ok {
+				t.Errorf("endpoint address = %v, want %s", addr, tt.wantEP)
+			}
+			if tt.link == LinkUnix && addr["pipe"].(map[string]any)["path"] != tt.socket {
+				t.Errorf("pipe = %v", addr["pipe"])
+			}
+		})
+	}
+	bad := base
+	bad.TenantgateLink = LinkUnix
+	if _, err := RewriteBootstrap(envoy.Bootstrap, bad); err == nil {
+		t.Error("LinkUnix without a socket accepted")
+	}
+	bad.TenantgateLink = "carrier-pigeon"
+	if _, err := RewriteBootstrap(envoy.Bootstrap, bad); err == nil {
+		t.Error("unknown link accepted")
+	}
+}
+
 func TestRewriteBootstrapRejectsUnknown(t *testing.T) {
 	tests := map[string]string{
-		"not yaml":         "{{{",
-		"unknown cluster":  strings.Replace(string(envoy.Bootstrap), "- name: tenantgate\n", "- name: something_else\n", 1),
-		"unknown tls file": strings.Replace(string(envoy.Bootstrap), "/etc/envoy/tls/server.key", "/elsewhere/server.key", 1),
+		"not yaml":                    "{{{",
+		"unknown cluster":             strings.Replace(string(envoy.Bootstrap), "- name: tenantgate\n", "- name: something_else\n", 1),
+		"unknown tls file":            strings.Replace(string(envoy.Bootstrap), "/etc/envoy/tls/server.key", "/elsewhere/server.key", 1),
+		"unknown tenantgate tls file": strings.Replace(string(envoy.Bootstrap), "/etc/envoy/tls/tenantgate-client.crt", "/elsewhere/client.crt", 1),
 	}
 	for name, in := range tests {
 		t.Run(name, func(t *testing.T) {
-			if _, err := RewriteBootstrap([]byte(in), EnvoyPorts{ServerCert: "a", ServerKey: "b", MeshCA: "c", UpstreamCA: "d"}); err == nil {
+			if _, err := RewriteBootstrap([]byte(in), EnvoyPorts{ServerCert: "a", ServerKey: "b", MeshCA: "c", UpstreamCA: "d", TenantgateClientCert: "e", TenantgateClientKey: "f", TenantgateCA: "g"}); err == nil {
 				t.Fatal("accepted")
 			}
 		})
