@@ -222,7 +222,7 @@ func entries() []Entry {
 			Meaning: "body exceeds `extproc.max_body_bytes`"},
 		{Code: NoTenantRoute, Status: 403, Type: AccessDeniedException, Source: srcProc,
 			Message: "no enabled Bedrock routing for this account",
-			Meaning: "enterprise tenant without an enabled route and `enterprise_without_route: deny`"},
+			Meaning: "enterprise tenant without an enabled route (`extproc.enterprise_without_route: deny`, the default)"},
 		{Code: TenantRoleDenied, Status: 403, Type: AccessDeniedException, Source: srcProc,
 			Message: "the tenant's AWS role refused access",
 			Meaning: "the tenant's role refused AssumeRole (trust policy / ExternalId)"},
