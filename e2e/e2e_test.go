@@ -331,7 +331,7 @@ func runSuite(t *testing.T, st *stack.Stack) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, path := range []string{"/foundation-models", "/model/" + stack.DemoModel + "/delete", "/../etc/passwd"} {
+		for _, path := range []string{"/custom-models", "/model/" + stack.DemoModel + "/delete", "/../etc/passwd"} {
 			req, _ := http.NewRequest(http.MethodGet, st.EnvoyURL+path, nil)
 			req.Header.Set("Authorization", "Bearer "+bob)
 			resp, err := hc.Do(req)

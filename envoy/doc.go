@@ -13,5 +13,6 @@ var Bootstrap []byte
 
 // Regions are the Bedrock regions the shipped bootstrap routes, each with a
 // virtual host bedrock-runtime.<region>.amazonaws.com and a cluster
-// bedrock_<region with underscores>.
+// bedrock_<region with underscores>, and for the control plane a virtual
+// host bedrock.<region>.amazonaws.com and a cluster bedrock_control_<region>.
 var Regions = []string{"us-east-1", "us-west-2", "eu-west-1", "eu-central-1", "ap-northeast-1", "ap-southeast-2"}

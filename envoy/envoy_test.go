@@ -200,7 +200,7 @@ func TestShippedBootstrapSettings(t *testing.T) {
 			t.Errorf("ext_proc forwarding namespaces = %v", ns)
 		}
 		vhosts := get(t, hcm, "route_config", "virtual_hosts").([]any)
-		regions := map[string]bool{}
+		regions, controlRegions := map[string]bool{}, map[string]bool{}
 		for _, vh := range vhosts {
 			domains := get(t, vh, "domains").([]any)
 			if len(domains) != 1 {
@@ -233,10 +233,14 @@ func TestShippedBootstrapSettings(t *testing.T) {
 				}
 				continue
 			}
-			region := strings.TrimSuffix(strings.TrimPrefix(d, "bedrock-runtime."), ".amazonaws.com")
-			regions[region] = true
+			prefix, cluster, seen := "bedrock-runtime.", "bedrock_", regions
+			if strings.HasPrefix(d, "bedrock.") {
+				prefix, cluster, seen = "bedrock.", "bedrock_control_", controlRegions
+			}
+			region := strings.TrimSuffix(strings.TrimPrefix(d, prefix), ".amazonaws.com")
+			seen[region] = true
 			rt := get(t, vh, "routes", 0, "route")
-			if get(t, rt, "cluster") != "bedrock_"+strings.ReplaceAll(region, "-", "_") {
+			if get(t, rt, "cluster") != cluster+strings.ReplaceAll(region, "-", "_") {
 				t.Errorf("%s routes to %v", d, get(t, rt, "cluster"))
 			}
 			if get(t, rt, "retry_policy", "retry_on") != "5xx,reset,connect-failure,refused-stream" || get(t, rt, "retry_policy", "num_retries") != 2 {
@@ -249,8 +253,8 @@ func TestShippedBootstrapSettings(t *testing.T) {
 			}
 		}
 		for _, r := range envoy.Regions {
-			if !regions[r] {
-				t.Errorf("listener %d: region %s has no virtual host", i, r)
+			if !regions[r] || !controlRegions[r] {
+				t.Errorf("listener %d: region %s lacks a runtime or control-plane virtual host", i, r)
 			}
 		}
 	}
@@ -275,6 +279,9 @@ func TestShippedBootstrapSettings(t *testing.T) {
 			continue
 		}
 		host := "bedrock-runtime." + strings.ReplaceAll(strings.TrimPrefix(name, "bedrock_"), "_", "-") + ".amazonaws.com"
+		if r, ok := strings.CutPrefix(name, "bedrock_control_"); ok {
+			host = "bedrock." + strings.ReplaceAll(r, "_", "-") + ".amazonaws.com"
+		}
 		tls := get(t, c, "transport_socket", "typed_config")
 		if get(t, tls, "sni") != host || get(t, get(t, tls, "common_tls_context", "validation_context", "match_typed_subject_alt_names").([]any)[0], "matcher", "exact") != host {
 			t.Errorf("cluster %s: sni/SAN must be %s", name, host)

@@ -161,8 +161,8 @@ func TestComposeMatchesEnvoyBootstrap(t *testing.T) {
 	if !found {
 		t.Error("envoy/envoy.yaml has no tenantgate cluster endpoint")
 	}
-	// Every Bedrock cluster is named bedrock_<region> for the host it
-	// targets, and the fake Bedrock runtime answers for that host.
+	// Every Bedrock cluster is named bedrock_<region> (bedrock_control_<region>)
+	// for the host it targets, and the fake Bedrock answers for that host.
 	aliases := svc["fakeaws"].Networks["default"].Aliases
 	nBedrock := 0
 	for _, cl := range e.StaticResources.Clusters {
@@ -171,10 +171,14 @@ func TestComposeMatchesEnvoyBootstrap(t *testing.T) {
 		}
 		nBedrock++
 		region := strings.ReplaceAll(strings.TrimPrefix(cl.Name, "bedrock_"), "_", "-")
+		host := "bedrock-runtime." + region + ".amazonaws.com"
+		if r, ok := strings.CutPrefix(cl.Name, "bedrock_control_"); ok {
+			host = "bedrock." + strings.ReplaceAll(r, "_", "-") + ".amazonaws.com"
+		}
 		for _, ep := range cl.LoadAssignment.Endpoints {
 			for _, lb := range ep.LbEndpoints {
 				a := lb.Endpoint.Address.SocketAddress.Address
-				if a != "bedrock-runtime."+region+".amazonaws.com" {
+				if a != host {
 					t.Errorf("cluster %s targets %s", cl.Name, a)
 				}
 				if !slices.Contains(aliases, a) {

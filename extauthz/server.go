@@ -418,7 +418,8 @@ func (s *Server) authorize(ctx context.Context, r request, o outcome) outcome {
 		o.deny = deny(apierror.ModelNotAllowed)
 		return o
 	}
-	if (br.ModelID != "" || br.Op == bedrockpath.StartAsyncInvoke) && !s.plans.CreditsOK(p) {
+	// Control-plane reads (model and profile metadata) are free.
+	if ((br.ModelID != "" && !br.Op.ControlPlane()) || br.Op == bedrockpath.StartAsyncInvoke) && !s.plans.CreditsOK(p) {
 		o.deny = deny(apierror.InsufficientCredits)
 		return o
 	}

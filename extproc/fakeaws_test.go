@@ -213,7 +213,7 @@ func TestAgainstFakeAWS(t *testing.T) {
 		wantRegion         string
 	}{
 		{"tenant converse model id with colon", "POST", "/model/anthropic.claude-3-haiku-20240307-v1%3A0/converse", ent, body, "assumed-role/tenant-bedrock/tenantgate-acct-01", "eu-west-1"},
-		{"tenant inference profile arn", "POST", "/model/arn%3Aaws%3Abedrock%3Aeu-west-1%3A123456789012%3Ainference-profile%2Feu.anthropic.claude-3-haiku-20240307-v1%3A0/converse", ent, body, "assumed-role/tenant-bedrock/tenantgate-acct-01", "eu-west-1"},
+		{"tenant inference profile arn", "POST", "/model/arn%3Aaws%3Abedrock%3Aeu-west-1%3A000000100001%3Ainference-profile%2Feu.anthropic.claude-3-haiku-20240307-v1%3A0/converse", ent, body, "assumed-role/tenant-bedrock/tenantgate-acct-01", "eu-west-1"},
 		{"tenant invoke", "POST", "/model/anthropic.claude-3-haiku-20240307-v1%3A0/invoke", ent, []byte(`{"anthropic_version":"bedrock-2023-05-31","max_tokens":10,"messages":[{"role":"user","content":"hi"}]}`), "assumed-role/tenant-bedrock/tenantgate-acct-01", "eu-west-1"},
 		{"platform converse", "POST", "/model/anthropic.claude-3-haiku-20240307-v1%3A0/converse", proID, body, fakePlatformARN, "us-east-1"},
 		{"tenant list async invokes", "GET", "/async-invoke?maxResults=2", ent, nil, "assumed-role/tenant-bedrock/tenantgate-acct-01", "eu-west-1"},
@@ -284,7 +284,9 @@ func TestFakeAWSManyTenants(t *testing.T) {
 				id := &identity.Identity{AccountID: fmt.Sprintf("acct-%02d", i), Enterprise: true}
 				path := haikuPath
 				if j%2 == 1 {
-					path = "/model/arn%3Aaws%3Abedrock%3Aus-east-1%3A123456789012%3Ainference-profile%2Fus.anthropic.claude-3-haiku-20240307-v1%3A0/converse"
+					// A profile ARN in the tenant's own region and account.
+					path = fmt.Sprintf("/model/arn%%3Aaws%%3Abedrock%%3A%s%%3A%012d%%3Aapplication-inference-profile%%2Fprof%d/converse",
+						fakeRegions[i%len(fakeRegions)], 100000+i, i)
 				}
 				if status, rb, err := w.send(t, id, "POST", path, body); status != 200 {
 					errs <- fmt.Errorf("tenant %d request %d: %d %s %v", i, j, status, rb, err)
@@ -413,7 +415,7 @@ func TestEnvoyWithFakeAWS(t *testing.T) {
 		wantStream                 bool
 	}{
 		{"tenant converse", "enterprise:acct-01", "POST", haikuPath, body, "assumed-role/tenant-bedrock/tenantgate-acct-01", "eu-west-1", false},
-		{"tenant converse-stream arn", "enterprise:acct-01", "POST", "/model/arn%3Aaws%3Abedrock%3Aeu-west-1%3A123456789012%3Ainference-profile%2Feu.anthropic.claude-3-haiku-20240307-v1%3A0/converse-stream", body, "assumed-role/tenant-bedrock/tenantgate-acct-01", "eu-west-1", true},
+		{"tenant converse-stream arn", "enterprise:acct-01", "POST", "/model/arn%3Aaws%3Abedrock%3Aeu-west-1%3A000000100001%3Ainference-profile%2Feu.anthropic.claude-3-haiku-20240307-v1%3A0/converse-stream", body, "assumed-role/tenant-bedrock/tenantgate-acct-01", "eu-west-1", true},
 		{"platform converse-stream", "pro", "POST", "/model/anthropic.claude-3-haiku-20240307-v1%3A0/converse-stream", body, fakePlatformARN, "us-east-1", true},
 		{"tenant list async", "enterprise:acct-01", "GET", "/async-invoke?maxResults=2", nil, "assumed-role/tenant-bedrock/tenantgate-acct-01", "eu-west-1", false},
 	}

@@ -20,6 +20,9 @@ func FuzzRequestHeaders(f *testing.F) {
 	f.Add("GET", "/async-invoke/%ZZ", "host", "evil.example", false, true)
 	f.Add("POST", "/guardrail/g1/version/1/apply?a=%", "content-length", "-1", false, true)
 	f.Add("GET", "/async-invoke", "ACCept", "0\t0", false, true)
+	f.Add("GET", "/inference-profiles?maxResults=2", "accept", "*/*", false, true)
+	f.Add("GET", "/inference-profiles/arn%3Aaws%3Abedrock%3Aus-east-1%3A1%3Aapplication-inference-profile%2Fa", "accept", "*/*", true, true)
+	f.Add("GET", "/foundation-models/us.x", "accept", "*/*", false, true)
 	f.Fuzz(func(t *testing.T, method, path, hk, hv string, enterprise, eos bool) {
 		s := newTestServer(t, testExtProcConfig(), defaultRoutes(), &fakeCreds{})
 		account := "acct-pro"
@@ -54,7 +57,9 @@ func FuzzRequestHeaders(f *testing.F) {
 			m = resp.GetRequestBody().GetResponse().GetHeaderMutation()
 		}
 		out := applyMutation(t, toMap(hs), m)
-		if _, err := verifySigV4(out, method, path, body, "bedrock"); err != nil {
+		// The signature covers the path forwarded (ext_proc may narrow a
+		// platform-signed ListInferenceProfiles query).
+		if _, err := verifySigV4(out, method, out[":path"][0], body, "bedrock"); err != nil {
 			t.Fatalf("signed request does not verify: %v", err)
 		}
 		for k, vs := range out {

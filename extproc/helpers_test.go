@@ -84,13 +84,14 @@ func secretFor(keyID string) (string, bool) {
 
 func testExtProcConfig() config.ExtProc {
 	return config.ExtProc{
-		TenantSource:           config.TenantFromMetadata,
-		DefaultRegion:          "us-east-1",
-		EndpointTemplate:       "bedrock-runtime.{region}.amazonaws.com",
-		SigningName:            "bedrock",
-		EnterpriseWithoutRoute: config.NoRoutePlatform,
-		AsyncInvoke:            config.AsyncInvokeTenantOnly,
-		MaxBodyBytes:           1 << 20,
+		TenantSource:            config.TenantFromMetadata,
+		DefaultRegion:           "us-east-1",
+		EndpointTemplate:        "bedrock-runtime.{region}.amazonaws.com",
+		ControlEndpointTemplate: "bedrock.{region}.amazonaws.com",
+		SigningName:             "bedrock",
+		EnterpriseWithoutRoute:  config.NoRoutePlatform,
+		AsyncInvoke:             config.AsyncInvokeTenantOnly,
+		MaxBodyBytes:            1 << 20,
 	}
 }
 
@@ -212,8 +213,8 @@ func verifySigV4(headers map[string][]string, method, path string, body []byte, 
 		return "", errors.New("x-amz-date does not match scope")
 	}
 	wantHost := "bedrock-runtime." + region + ".amazonaws.com"
-	if get(":authority") != wantHost {
-		return "", fmt.Errorf("authority %q, want %q", get(":authority"), wantHost)
+	if a := get(":authority"); a != wantHost && a != "bedrock."+region+".amazonaws.com" {
+		return "", fmt.Errorf("authority %q, want %q or the control-plane host", a, wantHost)
 	}
 	signed := strings.Split(fields["SignedHeaders"], ";")
 	var ch strings.Builder

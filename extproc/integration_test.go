@@ -259,7 +259,9 @@ func TestManyTenantsConcurrently(t *testing.T) {
 				tid := fmt.Sprintf("%d-%d", i, j)
 				path := haikuPath
 				if j%2 == 1 {
-					path = profilePath
+					// A profile ARN in the tenant's own region and account.
+					path = fmt.Sprintf("/model/arn%%3Aaws%%3Abedrock%%3A%s%%3A%012d%%3Aapplication-inference-profile%%2Fp/converse-stream",
+						routes.routes[ids[i].AccountID].Region, i)
 				}
 				if status, err := h.do(t, ids[i], "POST", path, body, hdr{"x-test-id", tid}); status != 200 {
 					errs <- fmt.Errorf("tenant %d req %d: status %d: %v", i, j, status, err)

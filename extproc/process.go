@@ -58,6 +58,8 @@ type choice struct {
 	region  string
 	creds   aws.Credentials
 	account string
+	// awsAccount is the signer's AWS account id when known.
+	awsAccount string
 }
 
 // reject is a request refused with an immediate response rendered from the
@@ -161,6 +163,9 @@ func (s *Server) onHeaders(ctx context.Context, st *streamState, req *extprocv3.
 	if op.Op == bedrockpath.StartAsyncInvoke && h.GetEndOfStream() {
 		return fail(newReject(apierror.BadRequest, reasonAsyncBody), ch.kind, ch.region)
 	}
+	if rej := s.prepare(p); rej != nil {
+		return fail(rej, ch.kind, ch.region)
+	}
 	if h.GetEndOfStream() {
 		mut, rej := s.sign(ctx, p, sigv4sign.EmptyPayloadHash)
 		if rej != nil {
@@ -237,7 +242,7 @@ func (s *Server) checkBodyModel(p *pending) *reject {
 	if !s.models.ModelAllowed(tier, model) {
 		return newReject(apierror.ModelNotAllowed)
 	}
-	return nil
+	return s.placeBodyModel(p)
 }
 
 func errAsync() *reject { return newReject(apierror.AsyncInvokeNotAllowed) }
@@ -268,7 +273,7 @@ func (s *Server) identity(req *extprocv3.ProcessingRequest, get func(string) str
 // choose picks whose credentials sign the request and in which region.
 func (s *Server) choose(ctx context.Context, id identity.Identity) (choice, *reject) {
 	platform := func() (choice, *reject) {
-		ch := choice{kind: KindPlatform, region: s.cfg.DefaultRegion, account: id.AccountID}
+		ch := choice{kind: KindPlatform, region: s.cfg.DefaultRegion, account: id.AccountID, awsAccount: s.cfg.PlatformAccountID}
 		creds, err := s.platform.Retrieve(ctx)
 		if err != nil {
 			s.log.ErrorContext(ctx, "platform credentials unavailable", "account_id", id.AccountID, "error", err)
@@ -305,7 +310,7 @@ func (s *Server) choose(ctx context.Context, id identity.Identity) (choice, *rej
 	if region == "" {
 		region = s.cfg.DefaultRegion
 	}
-	ch := choice{kind: KindTenant, region: region, account: id.AccountID}
+	ch := choice{kind: KindTenant, region: region, account: id.AccountID, awsAccount: roleAccount(route.RoleARN)}
 	if !config.ValidRegion(region) {
 		// The region becomes part of the upstream host: never trust a
 		// malformed one.
@@ -327,7 +332,7 @@ func (s *Server) choose(ctx context.Context, id identity.Identity) (choice, *rej
 
 // sign signs p with payloadHash and returns the header mutation to apply.
 func (s *Server) sign(ctx context.Context, p *pending, payloadHash string) (*extprocv3.HeaderMutation, *reject) {
-	host := s.cfg.Host(p.choice.region)
+	host := s.hostFor(p)
 	set := map[string]bool{":authority": true, sigv4sign.HeaderAuthorization: true, sigv4sign.HeaderAmzDate: true}
 	remove := s.removals(p.headers, set, p.unlisted...)
 	removed := make(map[string]bool, len(remove))
@@ -356,6 +361,9 @@ func (s *Server) sign(ctx context.Context, p *pending, payloadHash string) (*ext
 		})
 	}
 	add(":authority", host)
+	if p.path != first(p.headers, ":path") {
+		add(":path", p.path)
+	}
 	add(sigv4sign.HeaderAuthorization, res.Authorization)
 	add(sigv4sign.HeaderAmzDate, res.AmzDate)
 	if res.SecurityToken != "" {
@@ -456,6 +464,13 @@ func headerMap(hm *corev3.HeaderMap) map[string][]string {
 		out[k] = append(out[k], v)
 	}
 	return out
+}
+
+func first(hdrs map[string][]string, name string) string {
+	if v := hdrs[name]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
 }
 
 func toLower(s string) string { return strings.ToLower(s) }

@@ -21,7 +21,7 @@ import (
 
 const (
 	haikuPath   = "/model/anthropic.claude-3-haiku-20240307-v1%3A0/converse"
-	profilePath = "/model/arn%3Aaws%3Abedrock%3Aeu-west-1%3A123456789012%3Ainference-profile%2Feu.anthropic.claude-3-haiku-20240307-v1%3A0/converse-stream"
+	profilePath = "/model/arn%3Aaws%3Abedrock%3Aeu-west-1%3A111111111111%3Ainference-profile%2Feu.anthropic.claude-3-haiku-20240307-v1%3A0/converse-stream"
 )
 
 var (
@@ -113,7 +113,7 @@ func TestRejections(t *testing.T) {
 		{name: "headers source without header", cfg: func(c *config.ExtProc) { c.TenantSource = config.TenantFromHeaders },
 			id: entID, hs: []hdr{{":method", "POST"}, {":path", haikuPath}}, want: outcome{403, "no_tenant"}},
 		{name: "unsupported op", id: proID, hs: clientHeaders("POST", "/model/x/delete"), want: outcome{404, "unsupported_operation"}},
-		{name: "admin api", id: proID, hs: clientHeaders("GET", "/foundation-models"), want: outcome{404, "unsupported_operation"}},
+		{name: "admin api", id: proID, hs: clientHeaders("GET", "/custom-models"), want: outcome{404, "unsupported_operation"}},
 		{name: "wrong method", id: proID, hs: clientHeaders("GET", haikuPath), want: outcome{404, "unsupported_operation"}},
 		{name: "dot segment", id: proID, hs: clientHeaders("POST", "/model/../converse"), want: outcome{404, "unsupported_operation"}},
 		{name: "bidi", id: proID, hs: clientHeaders("POST", "/model/amazon.nova-sonic-v1%3A0/invoke-with-bidirectional-stream"), want: outcome{400, "not_implemented"}},

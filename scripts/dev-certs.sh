@@ -38,7 +38,7 @@ openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
 	-subj "/CN=bedrock-runtime.us-east-1.amazonaws.com" -keyout fake-bedrock.key -out fake-bedrock.csr 2>/dev/null
 sans=""
 for r in us-east-1 us-west-2 eu-west-1 eu-central-1 ap-northeast-1 ap-southeast-2; do
-	sans="${sans:+$sans,}DNS:bedrock-runtime.$r.amazonaws.com"
+	sans="${sans:+$sans,}DNS:bedrock-runtime.$r.amazonaws.com,DNS:bedrock.$r.amazonaws.com"
 done
 printf 'subjectAltName=%s\nextendedKeyUsage=serverAuth\n' "$sans" >fake-bedrock.ext
 openssl x509 -req -in fake-bedrock.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 30 \

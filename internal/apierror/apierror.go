@@ -95,6 +95,9 @@ const (
 	UnsupportedOperation           Code = "unsupported_operation"
 	NotImplemented                 Code = "not_implemented"
 	BadRequest                     Code = "bad_request"
+	GeographyMismatch              Code = "geography_mismatch"
+	ModelARNMismatch               Code = "model_arn_mismatch"
+	ApplicationProfileDenied       Code = "application_profile_denied"
 	TrailersNotSupported           Code = "trailers_not_supported"
 	AsyncInvokeNotAllowed          Code = "async_invoke_not_allowed"
 	BedrockHeaderNotAllowed        Code = "bedrock_header_not_allowed"
@@ -200,14 +203,25 @@ func entries() []Entry {
 			Message: "request carries no verified tenant",
 			Meaning: "ext_proc got no verified tenant (ext_authz did not run or metadata not forwarded)"},
 		{Code: UnsupportedOperation, Status: 404, Type: UnknownOperationException, Source: srcProc,
-			Message: "not a supported Bedrock runtime operation",
-			Meaning: "not a supported Bedrock runtime operation"},
+			Message: "not a supported Bedrock operation",
+			Meaning: "not a supported Bedrock runtime or control-plane operation, or a control-plane call while `extproc.control_endpoint_template` is empty"},
 		{Code: NotImplemented, Status: 400, Type: ValidationException, Source: srcProc,
 			Message: "bidirectional streaming is not supported",
 			Meaning: "`InvokeModelWithBidirectionalStream` is not supported"},
 		{Code: BadRequest, Status: 400, Type: ValidationException, Source: srcProc,
 			Message: "the request cannot be forwarded: %v", Params: []string{"fixed reason"},
 			Meaning: "invalid content-length, a request that cannot be signed, or a StartAsyncInvoke body without one string `modelId`"},
+		{Code: GeographyMismatch, Status: 400, Type: ValidationException, Source: srcProc,
+			Message: "the model id uses the %v. cross-region geography, but this account's requests are served in %v; use %v",
+			Params:  []string{"geography prefix", "signing region", "model id to use"},
+			Meaning: "the model id's cross-region prefix (`us.`, `eu.`, `apac.`, …) does not serve the signing region and `extproc.geography` is `reject`; the message names the prefix to use"},
+		{Code: ModelARNMismatch, Status: 400, Type: ValidationException, Source: srcProc,
+			Message: "the model ARN names %v other than the one serving this account's requests%v",
+			Params:  []string{`"region <r>" or "an AWS account" (account ids are not named)`, "hint naming the region to use"},
+			Meaning: "a model ARN names a region or AWS account other than the signer's"},
+		{Code: ApplicationProfileDenied, Status: 403, Type: AccessDeniedException, Source: srcProc,
+			Message: "application inference profiles are available only to accounts with their own Bedrock routing; use a system-defined (cross-region) inference profile",
+			Meaning: "a platform-signed control-plane call asked for application inference profiles (ListInferenceProfiles with `type` other than `SYSTEM_DEFINED`, GetInferenceProfile of anything but a system-defined profile)"},
 		{Code: TrailersNotSupported, Status: 400, Type: ValidationException, Source: srcProc,
 			Message: "requests with trailers are not supported",
 			Meaning: "the request carried HTTP trailers, which SigV4 does not cover; Bedrock requests have none"},

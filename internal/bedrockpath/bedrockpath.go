@@ -1,5 +1,6 @@
-// Package bedrockpath owns the parsing of Bedrock runtime request paths: which
-// operation a request is and, for model operations, which model it names.
+// Package bedrockpath owns the parsing of Bedrock request paths: which
+// operation a request is (runtime operations, and the read-only control-plane
+// calls clients make) and, for model operations, which model it names.
 // Paths come from clients and are untrusted.
 package bedrockpath
 
@@ -25,7 +26,23 @@ const (
 	StartAsyncInvoke                   Operation = "StartAsyncInvoke"
 	ListAsyncInvokes                   Operation = "ListAsyncInvokes"
 	GetAsyncInvoke                     Operation = "GetAsyncInvoke"
+
+	// Read-only control-plane operations (host bedrock.<region>…).
+	GetInferenceProfile   Operation = "GetInferenceProfile"
+	ListInferenceProfiles Operation = "ListInferenceProfiles"
+	GetFoundationModel    Operation = "GetFoundationModel"
+	ListFoundationModels  Operation = "ListFoundationModels"
 )
+
+// ControlPlane reports whether o is a Bedrock control-plane operation
+// (served by bedrock.<region>.amazonaws.com, not bedrock-runtime).
+func (o Operation) ControlPlane() bool {
+	switch o {
+	case GetInferenceProfile, ListInferenceProfiles, GetFoundationModel, ListFoundationModels:
+		return true
+	}
+	return false
+}
 
 // ErrUnsupported is returned for any method and path that is not a supported
 // Bedrock runtime operation.
@@ -37,7 +54,9 @@ const MaxPathLen = 8192
 // Request is a parsed Bedrock runtime request line.
 type Request struct {
 	Op Operation
-	// ModelID is the decoded model id or ARN for model operations, else "".
+	// ModelID is the decoded model id or ARN for model operations (and the
+	// inference profile or foundation model of the control-plane Get
+	// operations), else "".
 	ModelID string
 	// Streaming reports an event-stream response.
 	Streaming bool
@@ -54,6 +73,12 @@ var modelOps = map[string]Operation{
 	"invoke-with-response-stream":      InvokeModelWithResponseStream,
 	"invoke-with-bidirectional-stream": InvokeModelWithBidirectionalStream,
 	"count-tokens":                     CountTokens,
+}
+
+// controlOps maps a control-plane collection to its List and Get operations.
+var controlOps = map[string][2]Operation{
+	"inference-profiles": {ListInferenceProfiles, GetInferenceProfile},
+	"foundation-models":  {ListFoundationModels, GetFoundationModel},
 }
 
 // Parse classifies method and path (Envoy's :method and :path; the path may
@@ -102,6 +127,15 @@ func Parse(method, path string) (Request, error) {
 			return Request{}, err
 		}
 		req.Op = GetAsyncInvoke
+	case len(segs) <= 2 && method == "GET" && (segs[0] == "inference-profiles" || segs[0] == "foundation-models"):
+		req.Op = controlOps[segs[0]][len(segs)-1]
+		if len(segs) == 2 {
+			id, err := decodeSegment(segs[1])
+			if err != nil {
+				return Request{}, err
+			}
+			req.ModelID = id
+		}
 	default:
 		return Request{}, ErrUnsupported
 	}

@@ -20,6 +20,13 @@ const (
 	NoRouteDeny     = "deny"
 )
 
+// Policies for a cross-region model id whose geography prefix does not
+// serve the signer's region.
+const (
+	GeographyReject  = "reject"
+	GeographyRewrite = "rewrite"
+)
+
 // Policies for the async-invoke operations (StartAsyncInvoke,
 // ListAsyncInvokes, GetAsyncInvoke).
 const (
@@ -40,6 +47,11 @@ type ExtProc struct {
 	// EndpointTemplate is the upstream host; {region} is replaced (default
 	// bedrock-runtime.{region}.amazonaws.com).
 	EndpointTemplate string `yaml:"endpoint_template"`
+	// ControlEndpointTemplate is the upstream host of the read-only
+	// control-plane calls (GetInferenceProfile, ListInferenceProfiles,
+	// GetFoundationModel, ListFoundationModels); {region} is replaced
+	// (default bedrock.{region}.amazonaws.com).
+	ControlEndpointTemplate string `yaml:"control_endpoint_template"`
 	// SigningName is the SigV4 service name (default bedrock).
 	SigningName string `yaml:"signing_name"`
 	// EnterpriseWithoutRoute is "deny" (default: an enterprise tenant
@@ -58,8 +70,16 @@ type ExtProc struct {
 	// MaxBodyBytes limits a signed request body (default 10 MiB); larger → 413.
 	MaxBodyBytes int64 `yaml:"max_body_bytes"`
 	// KeepIdentityHeaders forwards the x-account-* identity headers upstream.
-	KeepIdentityHeaders bool       `yaml:"keep_identity_headers"`
-	AssumeRole          AssumeRole `yaml:"assume_role"`
+	KeepIdentityHeaders bool `yaml:"keep_identity_headers"`
+	// Geography is "reject" (default: 400 geography_mismatch naming the
+	// right prefix) or "rewrite" (the prefix is changed to the signer's
+	// geography) for a cross-region model id (us., eu., apac., …) whose
+	// geography does not serve the signing region; global. always passes.
+	Geography string `yaml:"geography"`
+	// PlatformAccountID is the platform's AWS account id; when set, a model
+	// ARN naming another account is refused for platform-signed requests.
+	PlatformAccountID string     `yaml:"platform_account_id"`
+	AssumeRole        AssumeRole `yaml:"assume_role"`
 }
 
 // AssumeRole configures tenant credentials from STS.
@@ -86,6 +106,9 @@ func (e *ExtProc) applyDefaults() {
 	if e.EndpointTemplate == "" {
 		e.EndpointTemplate = "bedrock-runtime.{region}.amazonaws.com"
 	}
+	if e.ControlEndpointTemplate == "" {
+		e.ControlEndpointTemplate = "bedrock.{region}.amazonaws.com"
+	}
 	if e.SigningName == "" {
 		e.SigningName = "bedrock"
 	}
@@ -97,6 +120,9 @@ func (e *ExtProc) applyDefaults() {
 	}
 	if e.MaxBodyBytes == 0 {
 		e.MaxBodyBytes = 10 << 20
+	}
+	if e.Geography == "" {
+		e.Geography = GeographyReject
 	}
 	a := &e.AssumeRole
 	if a.Duration == 0 {
@@ -119,7 +145,10 @@ func (e *ExtProc) applyDefaults() {
 	}
 }
 
-var regionRe = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-\d$`)
+var (
+	regionRe    = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-\d$`)
+	accountIDRe = regexp.MustCompile(`^\d{12}$`)
+)
 
 // ValidRegion reports whether s looks like an AWS region name.
 func ValidRegion(s string) bool { return regionRe.MatchString(s) }
@@ -127,6 +156,11 @@ func ValidRegion(s string) bool { return regionRe.MatchString(s) }
 // Host returns the upstream host for region.
 func (e ExtProc) Host(region string) string {
 	return strings.ReplaceAll(e.EndpointTemplate, "{region}", region)
+}
+
+// ControlHost returns the control-plane upstream host for region.
+func (e ExtProc) ControlHost(region string) string {
+	return strings.ReplaceAll(e.ControlEndpointTemplate, "{region}", region)
 }
 
 func (e *ExtProc) validate() []error {
@@ -141,6 +175,14 @@ func (e *ExtProc) validate() []error {
 	default:
 		errs = append(errs, fmt.Errorf("extproc.enterprise_without_route: %q is not platform or deny", e.EnterpriseWithoutRoute))
 	}
+	switch e.Geography {
+	case GeographyReject, GeographyRewrite:
+	default:
+		errs = append(errs, fmt.Errorf("extproc.geography: %q is not reject or rewrite", e.Geography))
+	}
+	if e.PlatformAccountID != "" && !accountIDRe.MatchString(e.PlatformAccountID) {
+		errs = append(errs, fmt.Errorf("extproc.platform_account_id: %q is not a 12-digit AWS account id", e.PlatformAccountID))
+	}
 	switch e.AsyncInvoke {
 	case AsyncInvokeDeny, AsyncInvokeTenantOnly, AsyncInvokeAllow:
 	default:
@@ -151,6 +193,9 @@ func (e *ExtProc) validate() []error {
 	}
 	if !strings.Contains(e.EndpointTemplate, "{region}") {
 		errs = append(errs, errors.New("extproc.endpoint_template: must contain {region}"))
+	}
+	if !strings.Contains(e.ControlEndpointTemplate, "{region}") {
+		errs = append(errs, errors.New("extproc.control_endpoint_template: must contain {region}"))
 	}
 	if e.MaxBodyBytes < 0 {
 		errs = append(errs, errors.New("extproc.max_body_bytes: must not be negative"))

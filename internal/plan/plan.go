@@ -106,7 +106,7 @@ func (c *Catalog) ModelAllowed(tier, modelID string) bool {
 		if g == "*" {
 			return true
 		}
-		if ok, err := path.Match(g, modelID); err == nil && ok {
+		if matchModel(g, modelID) {
 			return true
 		}
 	}

@@ -39,7 +39,7 @@ type Certs struct {
 	// EnvoyCert/EnvoyKey: Envoy's server certificate for 127.0.0.1 and localhost.
 	EnvoyCert, EnvoyKey string
 	// BedrockCert/BedrockKey: the fake Bedrock endpoint's certificate for
-	// *.amazonaws.com and every regional bedrock-runtime host.
+	// *.amazonaws.com and every regional bedrock-runtime and bedrock host.
 	BedrockCert, BedrockKey string
 	// WorkerCert/WorkerKey: a client certificate with URI SAN WorkerSPIFFEID.
 	WorkerCert, WorkerKey string
@@ -186,7 +186,7 @@ func WriteCerts(dir string, regions []string) (Certs, error) {
 	}
 	bedrockHosts := []string{"*.amazonaws.com"}
 	for _, r := range regions {
-		bedrockHosts = append(bedrockHosts, "bedrock-runtime."+r+".amazonaws.com")
+		bedrockHosts = append(bedrockHosts, "bedrock-runtime."+r+".amazonaws.com", "bedrock."+r+".amazonaws.com")
 	}
 	leaves := []struct {
 		ca        *issuer

@@ -75,6 +75,9 @@ type Options struct {
 	TrustedPrincipals []string
 	// StreamDelay between streamed fake events; zero means 50ms.
 	StreamDelay time.Duration
+	// Geography is extproc.geography ("reject" or "rewrite"); empty keeps
+	// tenantgate's default.
+	Geography string
 	// TenantgateLink is how Envoy reaches tenantgate: LinkMTLS (default, as
 	// envoy/envoy.yaml ships: tenantgate requires Envoy's client
 	// certificate), LinkUnix (a Unix socket in Dir) or LinkPlaintext.
@@ -367,6 +370,9 @@ func (s *Stack) writeTenantgateConfig() error {
 		},
 		"service": map[string]any{"trusted_principals": principals},
 		"extproc": map[string]any{"default_region": DefaultRegion},
+	}
+	if s.opts.Geography != "" {
+		cfg["extproc"].(map[string]any)["geography"] = s.opts.Geography
 	}
 	models := s.opts.Models
 	if models == nil {

@@ -57,6 +57,7 @@ func TestWriteCertsChains(t *testing.T) {
 		{"envoy ip", c.EnvoyCert, "127.0.0.1", x509.ExtKeyUsageServerAuth, true},
 		{"bedrock eu-west-1", c.BedrockCert, "bedrock-runtime.eu-west-1.amazonaws.com", x509.ExtKeyUsageServerAuth, true},
 		{"bedrock ap-southeast-2", c.BedrockCert, "bedrock-runtime.ap-southeast-2.amazonaws.com", x509.ExtKeyUsageServerAuth, true},
+		{"bedrock control plane eu-west-1", c.BedrockCert, "bedrock.eu-west-1.amazonaws.com", x509.ExtKeyUsageServerAuth, true},
 		{"bedrock wrong host", c.BedrockCert, "example.com", x509.ExtKeyUsageServerAuth, false},
 		{"worker", c.WorkerCert, "", x509.ExtKeyUsageClientAuth, true},
 		{"untrusted worker", c.UntrustedCert, "", x509.ExtKeyUsageClientAuth, false},
@@ -184,12 +185,12 @@ func TestRewriteBootstrap(t *testing.T) {
 		ports[cm["name"].(string)] = sa["port_value"].(int)
 		if strings.HasPrefix(cm["name"].(string), "bedrock_") {
 			tls := cm["transport_socket"].(map[string]any)["typed_config"].(map[string]any)
-			if !strings.HasPrefix(tls["sni"].(string), "bedrock-runtime.") {
+			if sni := tls["sni"].(string); !strings.HasPrefix(sni, "bedrock-runtime.") && !strings.HasPrefix(sni, "bedrock.") {
 				t.Errorf("cluster %v lost its SNI", cm["name"])
 			}
 		}
 	}
-	if ports["tenantgate"] != 4 || ports["bedrock_eu_west_1"] != 5 || len(ports) != 1+len(envoy.Regions) {
+	if ports["tenantgate"] != 4 || ports["bedrock_eu_west_1"] != 5 || ports["bedrock_control_eu_west_1"] != 5 || len(ports) != 1+2*len(envoy.Regions) {
 		t.Errorf("cluster ports %v", ports)
 	}
 	for _, f := range []string{"/t/s.crt", "/t/s.key", "/t/mesh.crt", "/t/up.crt", "/t/tg-client.crt", "/t/tg-client.key", "/t/tg-ca.crt"} {

@@ -3,7 +3,8 @@
 // "bedrock") against the shared credential registry, answers Converse,
 // ConverseStream, InvokeModel, InvokeModelWithResponseStream, CountTokens,
 // ApplyGuardrail and the async-invoke operations in AWS's JSON and
-// event-stream formats, says in every answer who signed the request and
+// event-stream formats, and on the control-plane hosts the read-only
+// inference-profile and foundation-model calls (controlplane.go), says in every answer who signed the request and
 // where, records every request and supports fault injection.
 package bedrock
 
@@ -48,6 +49,9 @@ type Config struct {
 	Regions []string
 	// HostTemplate maps a region to its Host; default DefaultHostTemplate.
 	HostTemplate string
+	// ControlHostTemplate maps a region to its control-plane Host; default
+	// DefaultControlHostTemplate.
+	ControlHostTemplate string
 	// Models, when non-empty, are the only model ids/ARNs accepted.
 	Models []string
 	// DenyModels are model ids/ARNs the signing principal is not allowed to
@@ -111,6 +115,7 @@ type Server struct {
 	now      func() time.Time
 	verifier *sigv4verify.Verifier
 	hosts    map[string]string // lowercase host -> region
+	control  map[string]string // lowercase control-plane host -> region
 	faults   *fault.Injector
 
 	mu           sync.Mutex
@@ -136,7 +141,13 @@ func New(cfg Config) (*Server, error) {
 	if cfg.StreamDelay == 0 {
 		cfg.StreamDelay = 50 * time.Millisecond
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, now: cfg.Now, hosts: map[string]string{}, faults: cfg.Faults}
+	if cfg.ControlHostTemplate == "" {
+		cfg.ControlHostTemplate = DefaultControlHostTemplate
+	}
+	if !strings.Contains(cfg.ControlHostTemplate, "{region}") {
+		return nil, fmt.Errorf("bedrock: control host template %q lacks {region}", cfg.ControlHostTemplate)
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, now: cfg.Now, hosts: map[string]string{}, control: map[string]string{}, faults: cfg.Faults}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -151,6 +162,7 @@ func New(cfg Config) (*Server, error) {
 			return nil, fmt.Errorf("bedrock: invalid region %q", r)
 		}
 		s.hosts[strings.ToLower(strings.ReplaceAll(cfg.HostTemplate, "{region}", r))] = r
+		s.control[strings.ToLower(strings.ReplaceAll(cfg.ControlHostTemplate, "{region}", r))] = r
 	}
 	s.verifier = &sigv4verify.Verifier{Service: "bedrock", Credentials: cfg.Credentials, Now: s.now, MaxSkew: cfg.MaxSkew}
 	return s, nil
@@ -361,6 +373,11 @@ func (s *Server) serve(w *statusWriter, r *http.Request, rec *Record) {
 		host = h
 	}
 	region, ok := s.hosts[host]
+	controlHost := false
+	if !ok {
+		region, ok = s.control[host]
+		controlHost = ok
+	}
 	if !ok {
 		writeError(w, errf(http.StatusBadRequest, "ValidationException", "The Host header does not name a Bedrock runtime endpoint served here."))
 		return
@@ -395,11 +412,11 @@ func (s *Server) serve(w *statusWriter, r *http.Request, rec *Record) {
 	rec.SessionTokenPresent = res.SessionTokenPresent
 	rec.SignedHeaders = res.Authorization.SignedHeaders
 
-	if perr != nil {
+	if perr != nil || p.Op.ControlPlane() != controlHost {
 		writeError(w, errf(http.StatusNotFound, "UnknownOperationException", "The requested operation is not recognized by the service."))
 		return
 	}
-	if p.ModelID != "" && len(s.cfg.Models) > 0 && !slices.Contains(s.cfg.Models, p.ModelID) {
+	if p.ModelID != "" && !controlHost && len(s.cfg.Models) > 0 && !slices.Contains(s.cfg.Models, p.ModelID) {
 		writeError(w, errf(http.StatusBadRequest, "ValidationException", "The provided model identifier is invalid."))
 		return
 	}
@@ -427,6 +444,14 @@ func (s *Server) serve(w *statusWriter, r *http.Request, rec *Record) {
 		c.listAsync()
 	case bedrockpath.GetAsyncInvoke:
 		c.getAsync(p.RawPath)
+	case bedrockpath.ListFoundationModels:
+		c.listFoundationModels()
+	case bedrockpath.GetFoundationModel:
+		c.getFoundationModel()
+	case bedrockpath.ListInferenceProfiles:
+		c.listInferenceProfiles()
+	case bedrockpath.GetInferenceProfile:
+		c.getInferenceProfile()
 	default:
 		writeError(w, errf(http.StatusBadRequest, "ValidationException", "The operation %s is not supported by this endpoint.", p.Op))
 	}
