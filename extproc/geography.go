@@ -92,13 +92,3 @@ func geographyReject(geo, rest, region string) *reject {
 	}
 	return newReject(apierror.GeographyMismatch, geo, region, use)
 }
-
-// roleAccount returns the AWS account id of an IAM role ARN
-// (arn:aws:iam::123456789012:role/name), or "".
-func roleAccount(roleARN string) string {
-	parts := strings.SplitN(roleARN, ":", 6)
-	if len(parts) != 6 || parts[0] != "arn" || parts[2] != "iam" {
-		return ""
-	}
-	return parts[4]
-}
