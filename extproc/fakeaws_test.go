@@ -78,7 +78,7 @@ func newAWSWorldAt(t *testing.T, tenants int, clock *worldClock, opts ...worldOp
 		acct := fmt.Sprintf("acct-%02d", i)
 		r := tenant.Route{AccountID: acct, RoleARN: tenantRoleARN(i), ExternalID: "ext-" + acct, Region: fakeRegions[i%len(fakeRegions)], Enabled: true}
 		routes.routes[acct] = r
-		roles = append(roles, fakests.Role{ARN: r.RoleARN, ExternalID: r.ExternalID})
+		roles = append(roles, fakests.Role{ARN: r.RoleARN, ExternalID: r.ExternalID, TagSession: true, SetSourceIdentity: true})
 	}
 	stsSrv, err := fakests.New(fakests.Config{
 		Credentials: store, Roles: roles, Now: clock.Now,
