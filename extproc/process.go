@@ -279,7 +279,7 @@ func (s *Server) identity(req *extprocv3.ProcessingRequest, get func(string) str
 func (s *Server) choose(ctx context.Context, id identity.Identity) (choice, *reject) {
 	platform := func() (choice, *reject) {
 		ch := choice{kind: KindPlatform, region: s.cfg.DefaultRegion, account: id.AccountID, awsAccount: s.cfg.PlatformAccountID}
-		creds, err := s.platform.Retrieve(ctx)
+		creds, err := s.platformCredentials(ctx, id, &ch)
 		if err != nil {
 			s.log.ErrorContext(ctx, "platform credentials unavailable", "account_id", id.AccountID, "error", err)
 			return ch, newReject(502, "platform_credentials_unavailable", "platform AWS credentials are unavailable")
@@ -323,6 +323,7 @@ func (s *Server) choose(ctx context.Context, id identity.Identity) (choice, *rej
 		ch.region = ""
 		return ch, newReject(502, "tenant_credentials_unavailable", "tenant routing is misconfigured")
 	}
+	route.Tier = id.Tier
 	creds, err := s.creds.Credentials(ctx, route, region)
 	if err != nil {
 		if errors.Is(err, awscreds.ErrRoleDenied) {
@@ -333,6 +334,25 @@ func (s *Server) choose(ctx context.Context, id identity.Identity) (choice, *rej
 	}
 	ch.creds = creds
 	return ch, nil
+}
+
+// platformCredentials returns the platform's credentials for id: with
+// extproc.platform_role_arn a session of that role for id's account (whose
+// AWS account then names ch's signer when platform_account_id is unset),
+// otherwise the platform's base credentials.
+func (s *Server) platformCredentials(ctx context.Context, id identity.Identity, ch *choice) (aws.Credentials, error) {
+	role := s.cfg.PlatformRoleARN
+	if role == "" {
+		return s.platform.Retrieve(ctx)
+	}
+	if ch.awsAccount == "" {
+		ch.awsAccount = roleAccount(role)
+	}
+	tier := id.Tier
+	if tier == "" {
+		tier = tenant.NoTier
+	}
+	return s.sessions.PlatformCredentials(ctx, role, id.AccountID, tier, ch.region)
 }
 
 // sign signs p with payloadHash and returns the header mutation to apply.

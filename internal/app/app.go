@@ -194,13 +194,16 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 		return nil, fmt.Errorf("app: %w", err)
 	}
 	proc, err := extproc.New(extproc.Options{
-		Config:         c.ExtProc,
-		StripHeaders:   extraStrip(&c),
-		Platform:       awsCfg.Credentials,
-		Logger:         log.With("component", "extproc"),
-		Registerer:     reg,
-		BedrockHeaders: plans,
-		Models:         plans,
+		Config:       c.ExtProc,
+		StripHeaders: extraStrip(&c),
+		Platform:     awsCfg.Credentials,
+		// Per-tenant sessions of extproc.platform_role_arn share the
+		// tenant credential cache.
+		PlatformSessions: a.creds,
+		Logger:           log.With("component", "extproc"),
+		Registerer:       reg,
+		BedrockHeaders:   plans,
+		Models:           plans,
 	}, a.store, a.creds)
 	if err != nil {
 		return nil, fmt.Errorf("app: %w", err)

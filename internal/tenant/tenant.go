@@ -70,4 +70,8 @@ type Route struct {
 	Region     string // empty means the configured default region
 	Enabled    bool
 	UpdatedAt  time.Time
+	// Tier is the account's plan tier at the time of the request: not a
+	// column of the routing row but set by the caller, so that the assumed
+	// session carries it as its tier tag.
+	Tier string
 }
