@@ -61,6 +61,9 @@ type choice struct {
 	account string
 	// awsAccount is the signer's AWS account id when known.
 	awsAccount string
+	// profiles are the tenant's application inference profiles by model
+	// id (its route's inference_profiles).
+	profiles map[string]string
 }
 
 // reject is a request refused with an immediate response.
@@ -315,7 +318,7 @@ func (s *Server) choose(ctx context.Context, id identity.Identity) (choice, *rej
 	if region == "" {
 		region = s.cfg.DefaultRegion
 	}
-	ch := choice{kind: KindTenant, region: region, account: id.AccountID, awsAccount: roleAccount(route.RoleARN)}
+	ch := choice{kind: KindTenant, region: region, account: id.AccountID, awsAccount: roleAccount(route.RoleARN), profiles: route.InferenceProfiles}
 	if !config.ValidRegion(region) {
 		// The region becomes part of the upstream host: never trust a
 		// malformed one.
