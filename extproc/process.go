@@ -351,11 +351,7 @@ func (s *Server) platformCredentials(ctx context.Context, id identity.Identity, 
 	if ch.awsAccount == "" {
 		ch.awsAccount = roleAccount(role)
 	}
-	tier := id.Tier
-	if tier == "" {
-		tier = tenant.NoTier
-	}
-	return s.sessions.PlatformCredentials(ctx, role, id.AccountID, tier, ch.region)
+	return s.sessions.PlatformCredentials(ctx, role, id.AccountID, id.Tier, ch.region)
 }
 
 // sign signs p with payloadHash and returns the header mutation to apply.

@@ -317,6 +317,13 @@ func (a *App) warm(ctx context.Context) {
 		a.log.Warn("warm tenant credentials: list routes failed", slog.String("error", err.Error()))
 		return
 	}
+	// Sessions are tagged with the account's tier: warm the session its
+	// requests will use (a failed plan lookup warms with no tier).
+	for i := range routes {
+		if p, err := a.store.Plan(ctx, routes[i].AccountID); err == nil {
+			routes[i].Tier = p.Tier
+		}
+	}
 	a.creds.Warm(ctx, routes, a.region)
 	a.log.Info("warmed tenant credentials", slog.Int("routes", len(routes)))
 }

@@ -141,6 +141,9 @@ func New(opts Options) *Cache {
 // STS endpoint of region and tagged with route.AccountID and route.Tier.
 // Errors wrap ErrRoleDenied or ErrUnavailable.
 func (c *Cache) Credentials(ctx context.Context, route tenant.Route, region string) (aws.Credentials, error) {
+	if route.Tier == "" {
+		route.Tier = tenant.NoTier
+	}
 	return c.credentials(ctx, cacheKey{route.AccountID, route.RoleARN, route.ExternalID, route.Tier, false}, route, region)
 }
 
@@ -151,6 +154,9 @@ func (c *Cache) Credentials(ctx context.Context, route tenant.Route, region stri
 // shows each tenant as its own principal. Errors wrap ErrRoleDenied or
 // ErrUnavailable.
 func (c *Cache) PlatformCredentials(ctx context.Context, roleARN, accountID, tier, region string) (aws.Credentials, error) {
+	if tier == "" {
+		tier = tenant.NoTier
+	}
 	route := tenant.Route{AccountID: accountID, RoleARN: roleARN, Tier: tier, Enabled: true}
 	return c.credentials(ctx, cacheKey{accountID, roleARN, "", tier, true}, route, region)
 }
