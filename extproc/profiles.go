@@ -40,8 +40,8 @@ func (s *Server) bindProfile(p *pending) *reject {
 	return nil
 }
 
-// checkProfileARN refuses an application-inference-profile ARN the caller
-// may not use; other model ids pass. A profile bound to the caller passes
+// checkProfileARN refuses an application inference profile (ARN, or bare
+// profile id) the caller may not use; other model ids pass. A profile bound to the caller passes
 // when its plan allows the model the profile is bound to. Otherwise only a
 // request signed with the tenant's own role, naming a profile of that
 // role's AWS account, passes, and only while the tenant binds no profiles
@@ -49,12 +49,25 @@ func (s *Server) bindProfile(p *pending) *reject {
 // the same AWS account bound is refused). On the platform's shared identity
 // every application profile could be another tenant's, so none passes.
 func (s *Server) checkProfileARN(p *pending, id string) *reject {
-	arn, ok := bedrockpath.ParseARN(id)
-	if !ok || !strings.HasPrefix(arn.Resource, applicationProfilePrefix) {
+	if id == "" {
 		return nil
 	}
+	account := ""
+	if arn, ok := bedrockpath.ParseARN(id); ok {
+		if !strings.HasPrefix(arn.Resource, applicationProfilePrefix) {
+			return nil
+		}
+		account = arn.Account
+	} else if strings.ContainsAny(id, ".:/") {
+		return nil
+	} else {
+		// A bare id without a provider prefix is not a foundation model or
+		// system profile: AWS resolves it as an application inference
+		// profile of the signer's account.
+		account = p.choice.awsAccount
+	}
 	for model, bound := range p.choice.profiles {
-		if bound != id {
+		if bound != id && bound[strings.LastIndexByte(bound, '/')+1:] != id {
 			continue
 		}
 		tier := p.tier
@@ -66,7 +79,7 @@ func (s *Server) checkProfileARN(p *pending, id string) *reject {
 		}
 		return nil
 	}
-	if p.choice.kind == KindTenant && len(p.choice.profiles) == 0 && arn.Account != "" && arn.Account == p.choice.awsAccount {
+	if p.choice.kind == KindTenant && len(p.choice.profiles) == 0 && account != "" && account == p.choice.awsAccount {
 		return nil
 	}
 	return errProfileNotAllowed()

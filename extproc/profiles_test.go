@@ -58,6 +58,10 @@ func TestApplicationInferenceProfiles(t *testing.T) {
 		{"own account profile without bindings", ent("acct-c", "enterprise"), arnPath(arnC, "converse"), "", 0, ""},
 		{"platform identity, bound profile of a tenant", &identity.Identity{AccountID: "acct-p", Tier: "enterprise"}, strings.Replace(arnPath(arnA, "converse"), "eu-west-1", "us-east-1", 1), "", 403, "inference_profile_not_allowed"},
 		{"control-plane read of another tenant's profile", ent("acct-b", "enterprise"), "/inference-profiles/" + escA, "", 403, "inference_profile_not_allowed"},
+		{"bare id of another tenant's profile", ent("acct-b", "enterprise"), "/model/aaaa1111/converse", "", 403, "inference_profile_not_allowed"},
+		{"bare id of own bound profile", ent("acct-a", "enterprise"), "/model/aaaa1111/converse", "", 0, ""},
+		{"bare profile id on the platform identity", &identity.Identity{AccountID: "acct-p", Tier: "enterprise"}, "/model/app000000001/converse", "", 403, "inference_profile_not_allowed"},
+		{"bare id without bindings, own account", ent("acct-c", "enterprise"), "/model/cccc3333/converse", "", 0, ""},
 		{"bound profile, model outside the plan", ent("acct-l", "limited"), arnPath("arn:aws:bedrock:eu-west-1:111111111111:application-inference-profile/llll4444", "converse"), "", 403, "model_not_allowed"},
 	}
 	cat, err := plan.New(config.Plans{EnterpriseTiers: []string{"enterprise", "limited"}, Models: map[string][]string{"enterprise": {"*"}, "limited": {"amazon.*", "arn:*"}}})
