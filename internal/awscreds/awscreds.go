@@ -17,7 +17,6 @@ import (
 	"math/rand/v2"
 	"regexp"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -390,13 +389,13 @@ const maxTagValue = 256
 
 // SessionTags returns the session tags (account_id, tier) and the
 // SourceIdentity (the account id) of a tenant's session, made valid for STS:
-// the account id must already satisfy SourceIdentity's rules (it names the
+// the account id must already satisfy the rules of both (it names the
 // tenant in CloudTrail, so it is never altered; a tenantgate account id is
 // a UUID); the tier has every character STS refuses in a tag value replaced
 // by "_" and is cut to 256 characters; an empty tier is tenant.NoTier.
 func SessionTags(accountID, tier string) ([]ststypes.Tag, string, error) {
-	if !sourceIdentityRe.MatchString(accountID) || strings.HasPrefix(strings.ToLower(accountID), "aws:") {
-		return nil, "", errors.New("account id is not a valid STS SourceIdentity ([\\w+=,.@-], 2-64 characters)")
+	if !sourceIdentityRe.MatchString(accountID) || tagValueBad.MatchString(accountID) {
+		return nil, "", errors.New("account id is not a valid STS SourceIdentity and tag value (letters, digits and _.=+-@, 2-64 characters)")
 	}
 	if tier == "" {
 		tier = tenant.NoTier
