@@ -3,6 +3,7 @@ package extproc
 import (
 	"strings"
 
+	"github.com/tenantgate/tenantgate/internal/apierror"
 	"github.com/tenantgate/tenantgate/internal/bedrockpath"
 	"github.com/tenantgate/tenantgate/internal/tenant"
 )
@@ -27,7 +28,7 @@ func (s *Server) bindProfile(p *pending) *reject {
 		}
 		segs := strings.Split(p.op.RawPath, "/") // "", "model", id, action
 		if len(segs) != 4 {
-			return newReject(400, "bad_request", "request cannot be forwarded")
+			return newReject(apierror.BadRequest, "the model segment cannot be rewritten")
 		}
 		raw := "/model/" + escapeSegment(arn) + "/" + segs[3]
 		p.path = raw
@@ -75,7 +76,7 @@ func (s *Server) checkProfileARN(p *pending, id string) *reject {
 			tier = tenant.NoTier
 		}
 		if !s.models.ModelAllowed(tier, model) {
-			return newReject(403, "model_not_allowed", "the account's plan does not include this model")
+			return newReject(apierror.ModelNotAllowed)
 		}
 		return nil
 	}
@@ -86,7 +87,7 @@ func (s *Server) checkProfileARN(p *pending, id string) *reject {
 }
 
 func errProfileNotAllowed() *reject {
-	return newReject(403, "inference_profile_not_allowed", "this application inference profile does not belong to the account")
+	return newReject(apierror.InferenceProfileNotAllowed)
 }
 
 // escapeSegment percent-encodes s as one path segment the way the AWS SDKs
