@@ -65,6 +65,9 @@ type choice struct {
 	account string
 	// awsAccount is the signer's AWS account id when known.
 	awsAccount string
+	// profiles are the tenant's application inference profiles by model
+	// id (its route's inference_profiles).
+	profiles map[string]string
 }
 
 // reject is a request refused with an immediate response rendered from the
@@ -342,7 +345,8 @@ func (s *Server) decideRouting(ctx context.Context, id identity.Identity) (routi
 	if region == "" {
 		region = s.cfg.DefaultRegion
 	}
-	rt := routing{choice: choice{kind: KindTenant, region: region, account: id.AccountID, awsAccount: validate.RoleAccount(route.RoleARN)}, route: route}
+	route.Tier = id.Tier
+	rt := routing{choice: choice{kind: KindTenant, region: region, account: id.AccountID, awsAccount: validate.RoleAccount(route.RoleARN), profiles: route.InferenceProfiles}, route: route}
 	if !config.ValidRegion(region) {
 		// The region becomes part of the upstream host: never trust a
 		// malformed one.
@@ -370,7 +374,7 @@ func (s *Server) choose(ctx context.Context, id identity.Identity) (ch choice, r
 			s.log.WarnContext(ctx, "enterprise tenant signed with platform credentials (extproc.enterprise_without_route: platform)",
 				slog.String("account_id", id.AccountID), slog.String("reason", rt.fallback))
 		}
-		creds, err := s.platform.Retrieve(ctx)
+		creds, err := s.platformCredentials(ctx, id, &ch)
 		if err != nil {
 			s.log.ErrorContext(ctx, "platform credentials unavailable", "account_id", id.AccountID, "error", err)
 			return ch, newReject(apierror.PlatformCredentialsUnavailable)
@@ -388,6 +392,21 @@ func (s *Server) choose(ctx context.Context, id identity.Identity) (ch choice, r
 	}
 	ch.creds = creds
 	return ch, nil
+}
+
+// platformCredentials returns the platform's credentials for id: with
+// extproc.platform_role_arn a session of that role for id's account (whose
+// AWS account then names ch's signer when platform_account_id is unset),
+// otherwise the platform's base credentials.
+func (s *Server) platformCredentials(ctx context.Context, id identity.Identity, ch *choice) (aws.Credentials, error) {
+	role := s.cfg.PlatformRoleARN
+	if role == "" {
+		return s.platform.Retrieve(ctx)
+	}
+	if ch.awsAccount == "" {
+		ch.awsAccount = validate.RoleAccount(role)
+	}
+	return s.sessions.PlatformCredentials(ctx, role, id.AccountID, id.Tier, ch.region)
 }
 
 // auditRouting writes the one audit line of an enterprise tenant's routing

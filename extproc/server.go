@@ -39,6 +39,14 @@ type TenantCredentials interface {
 	Credentials(ctx context.Context, route tenant.Route, region string) (aws.Credentials, error)
 }
 
+// PlatformSessions returns a per-tenant session of the platform's own
+// invoker role (extproc.platform_role_arn), tagged with the tenant's account
+// and tier. *awscreds.Cache implements it. Errors wrap
+// awscreds.ErrRoleDenied or awscreds.ErrUnavailable.
+type PlatformSessions interface {
+	PlatformCredentials(ctx context.Context, roleARN, accountID, tier, region string) (aws.Credentials, error)
+}
+
 // ModelPolicy says whether a plan tier may call a model (a decoded model
 // id or ARN). *plan.Catalog implements it; ext_authz asks it the same
 // question for the model in the path.
@@ -65,10 +73,13 @@ type Options struct {
 	StripHeaders []string
 	// Platform provides the platform's own credentials (the SDK default
 	// chain); it is wrapped in an aws.CredentialsCache when it is not one.
-	Platform   aws.CredentialsProvider
-	Logger     *slog.Logger
-	Registerer prometheus.Registerer
-	Now        func() time.Time
+	Platform aws.CredentialsProvider
+	// PlatformSessions hands out the per-tenant sessions of
+	// Config.PlatformRoleARN; required when it is set.
+	PlatformSessions PlatformSessions
+	Logger           *slog.Logger
+	Registerer       prometheus.Registerer
+	Now              func() time.Time
 	// BedrockHeaders decides which x-amzn-bedrock-* request headers each
 	// plan tier may send (a *plan.Catalog). Nil allows none: every one is
 	// removed before signing.
@@ -80,6 +91,7 @@ type Server struct {
 	cfg      config.ExtProc
 	strip    []string
 	platform aws.CredentialsProvider
+	sessions PlatformSessions
 	routes   RouteStore
 	creds    TenantCredentials
 	models   ModelPolicy
@@ -120,6 +132,9 @@ func New(opts Options, routes RouteStore, creds TenantCredentials) (*Server, err
 	default:
 		return nil, fmt.Errorf("extproc: async_invoke %q is not deny, tenant_only or allow (apply config defaults)", cfg.AsyncInvoke)
 	}
+	if cfg.PlatformRoleARN != "" && opts.PlatformSessions == nil {
+		return nil, errors.New("extproc: platform_role_arn needs a platform session source")
+	}
 	platform := opts.Platform
 	if _, ok := platform.(*aws.CredentialsCache); !ok {
 		platform = aws.NewCredentialsCache(platform)
@@ -128,6 +143,7 @@ func New(opts Options, routes RouteStore, creds TenantCredentials) (*Server, err
 		cfg:      cfg,
 		strip:    lowerAll(opts.StripHeaders),
 		platform: platform,
+		sessions: opts.PlatformSessions,
 		routes:   routes,
 		creds:    creds,
 		models:   opts.Models,

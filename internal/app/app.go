@@ -194,13 +194,16 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 		return nil, fmt.Errorf("app: %w", err)
 	}
 	proc, err := extproc.New(extproc.Options{
-		Config:         c.ExtProc,
-		StripHeaders:   extraStrip(&c),
-		Platform:       awsCfg.Credentials,
-		Logger:         log.With("component", "extproc"),
-		Registerer:     reg,
-		BedrockHeaders: plans,
-		Models:         plans,
+		Config:       c.ExtProc,
+		StripHeaders: extraStrip(&c),
+		Platform:     awsCfg.Credentials,
+		// Per-tenant sessions of extproc.platform_role_arn share the
+		// tenant credential cache.
+		PlatformSessions: a.creds,
+		Logger:           log.With("component", "extproc"),
+		Registerer:       reg,
+		BedrockHeaders:   plans,
+		Models:           plans,
 	}, a.store, a.creds)
 	if err != nil {
 		return nil, fmt.Errorf("app: %w", err)
@@ -314,6 +317,13 @@ func (a *App) warm(ctx context.Context) {
 	if err != nil {
 		a.log.Warn("warm tenant credentials: list routes failed", slog.String("error", err.Error()))
 		return
+	}
+	// Sessions are tagged with the account's tier: warm the session its
+	// requests will use (a failed plan lookup warms with no tier).
+	for i := range routes {
+		if p, err := a.store.Plan(ctx, routes[i].AccountID); err == nil {
+			routes[i].Tier = p.Tier
+		}
 	}
 	a.creds.Warm(ctx, routes, a.region)
 	a.log.Info("warmed tenant credentials", slog.Int("routes", len(routes)))

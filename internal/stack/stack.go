@@ -79,6 +79,10 @@ type Options struct {
 	// Geography is extproc.geography ("reject" or "rewrite"); empty keeps
 	// tenantgate's default.
 	Geography string
+	// PlatformRoleARN is extproc.platform_role_arn; empty keeps platform
+	// requests on the platform's base credentials. The fake STS trusts
+	// fakeaws.PlatformInvokerRoleARN.
+	PlatformRoleARN string
 	// TenantgateLink is how Envoy reaches tenantgate: LinkMTLS (default, as
 	// envoy/envoy.yaml ships: tenantgate requires Envoy's client
 	// certificate), LinkUnix (a Unix socket in Dir) or LinkPlaintext.
@@ -452,6 +456,9 @@ func (s *Stack) writeTenantgateConfig() error {
 	}
 	if s.opts.Geography != "" {
 		cfg["extproc"].(map[string]any)["geography"] = s.opts.Geography
+	}
+	if s.opts.PlatformRoleARN != "" {
+		cfg["extproc"].(map[string]any)["platform_role_arn"] = s.opts.PlatformRoleARN
 	}
 	models := s.opts.Models
 	if models == nil {
