@@ -82,6 +82,9 @@ type Options struct {
 	// envoy/envoy.yaml ships: tenantgate requires Envoy's client
 	// certificate), LinkUnix (a Unix socket in Dir) or LinkPlaintext.
 	TenantgateLink Link
+	// Usage is tenantgate's usage section (metering); nil keeps its
+	// defaults.
+	Usage map[string]any
 	// EnvoyRateLimit replaces the token bucket of Envoy's listener rate
 	// limit; nil means a million requests per second, so that tests,
 	// benchmarks and the demo are never throttled by the shipped
@@ -373,6 +376,9 @@ func (s *Stack) writeTenantgateConfig() error {
 	}
 	if s.opts.Geography != "" {
 		cfg["extproc"].(map[string]any)["geography"] = s.opts.Geography
+	}
+	if s.opts.Usage != nil {
+		cfg["usage"] = s.opts.Usage
 	}
 	models := s.opts.Models
 	if models == nil {

@@ -97,8 +97,8 @@ func TestUsageParsedBySDK(t *testing.T) {
 	st.GetStream().Close()
 	var lastChunk struct {
 		Metrics *struct {
-			In    int `json:"inputTokenCount"`
-			Out   int `json:"outputTokenCount"`
+			In    int  `json:"inputTokenCount"`
+			Out   int  `json:"outputTokenCount"`
 			Lat   *int `json:"invocationLatency"`
 			First *int `json:"firstByteLatency"`
 		} `json:"amazon-bedrock-invocationMetrics"`
