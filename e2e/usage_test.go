@@ -84,7 +84,7 @@ func startMeteredStack(t *testing.T, extraAccounts int) (*stack.Stack, string) {
 	if _, err := conn.Exec(ctx, `UPDATE public.credit_accounts SET balance = 1000 WHERE account_id = $1`, stack.AcmeAccountID); err != nil {
 		t.Fatal(err)
 	}
-	// Extra team accounts owned by Carol, each on the free tier with a
+	// Extra team accounts owned by Carol, each on the free tier (platform-signed) with a
 	// balance (platform-signed).
 	for i := range extraAccounts {
 		id := extraAccount(i)
@@ -96,7 +96,7 @@ func startMeteredStack(t *testing.T, extraAccounts int) (*stack.Stack, string) {
 		if _, err := conn.Exec(ctx, `INSERT INTO basejump.account_user (user_id, account_id, account_role) VALUES ($1, $2, 'owner')`, stack.CarolUserID, id); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := conn.Exec(ctx, `INSERT INTO public.credit_accounts (account_id, tier, balance) VALUES ($1, 'tier_125_800', 1000)`, id); err != nil {
+		if _, err := conn.Exec(ctx, `INSERT INTO public.credit_accounts (account_id, tier, balance) VALUES ($1, 'free', 1000)`, id); err != nil {
 			t.Fatal(err)
 		}
 	}
