@@ -40,6 +40,10 @@ Usage:
         LISTEN/NOTIFY cannot work (transaction-mode pooler, port 6543) and about
         plan tiers in the store (or enterprise_tiers) that plans.models does not
         list: their accounts are refused. --offline skips reading the store.
+  tenantgate usage --account ID [--since 24h] [--by model|day] [--database-url URL | --ndjson FILE]
+        Print an account's metered usage (requests, tokens, credits) from
+        tenantgate.usage_records (URL defaults to $TENANTGATE_DATABASE_URL) or
+        from the NDJSON usage file of the tenants-file store.
   tenantgate version
         Print the build version.
 
@@ -76,6 +80,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		err = migrate(ctx, args[1:], stderr, getenv)
 	case "check-config":
 		err = checkConfig(ctx, args[1:], stdout, stderr, getenv)
+	case "usage":
+		err = usageReport(ctx, args[1:], stdout, stderr, getenv)
 	case "version", "--version", "-version":
 		if len(args) > 1 {
 			err = fmt.Errorf("%w: version takes no arguments", errUsage)

@@ -30,10 +30,12 @@ const insertRecord = `INSERT INTO tenantgate.usage_records
 	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23)
 	ON CONFLICT (request_id) DO NOTHING`
 
-// debit lowers the balance of an account whose id is a UUID; a NULL
-// balance stays NULL (no credit system for that account).
+// debit lowers the balance of an account whose id is a UUID (others have
+// no credit_accounts row); a NULL balance stays NULL (no credit system for
+// that account).
 const debit = `UPDATE public.credit_accounts SET balance = balance - $2::numeric
-	WHERE account_id::text = $1 AND balance IS NOT NULL`
+	WHERE account_id = (CASE WHEN $1 ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' THEN $1::uuid END)
+	AND balance IS NOT NULL`
 
 // Write stores recs in one transaction.
 func (s *PGSink) Write(ctx context.Context, recs []Record) error {
