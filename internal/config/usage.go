@@ -37,6 +37,9 @@ type Usage struct {
 
 // Credits is the opt-in credit debit of usage records.
 type Credits struct {
+	// Enabled debits each new usage record's cost (the price table's sum)
+	// from public.credit_accounts.balance, in the transaction that stores
+	// the record; default false.
 	Enabled bool `yaml:"enabled"`
 	// Prices maps a model id or ARN (a trailing "*" makes a prefix) to its
 	// cost in credits per million tokens.
