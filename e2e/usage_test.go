@@ -289,6 +289,17 @@ func TestUsageMetering(t *testing.T) {
 	}
 	wants = append(wants, want{op: "InvokeModelWithResponseStream", in: seenIn, complete: false, final: false})
 
+	// A client-chosen x-request-id (the idempotency key) must not let two
+	// requests share one record: Envoy replaces it.
+	spoof := newCaller(t, st, callerOpts{token: alice, headers: map[string]string{"x-account-id": stack.AcmeAccountID, "x-request-id": "client-chosen-id"}})
+	for range 2 {
+		out, err := spoof.Converse(ctx, &bedrockruntime.ConverseInput{ModelId: model, Messages: userMessage("Hello again")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wants = append(wants, want{op: "Converse", in: int64(*out.Usage.InputTokens), out: int64(*out.Usage.OutputTokens), complete: true, final: true})
+	}
+
 	got := rows(t, url, len(wants))
 	if len(got) != len(wants) {
 		t.Fatalf("%d usage records, want %d: %+v", len(got), len(wants), got)
@@ -308,7 +319,7 @@ func TestUsageMetering(t *testing.T) {
 		if r.Model != stack.DemoModel || r.Resolved != fakeRecs[len(fakeRecs)-len(wants)+i].ModelID {
 			t.Errorf("record %d model %q resolved %q, fake saw %q", i, r.Model, r.Resolved, fakeRecs[len(fakeRecs)-len(wants)+i].ModelID)
 		}
-		if r.RequestID == "" || ids[r.RequestID] || r.Latency <= 0 || r.TTFB <= 0 || r.TTFB > r.Latency {
+		if r.RequestID == "" || r.RequestID == "client-chosen-id" || ids[r.RequestID] || r.Latency <= 0 || r.TTFB <= 0 || r.TTFB > r.Latency {
 			t.Errorf("record %d request id %q ttfb %v latency %v", i, r.RequestID, r.TTFB, r.Latency)
 		}
 		ids[r.RequestID] = true
