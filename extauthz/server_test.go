@@ -26,6 +26,12 @@ func allowed(acct, user, tier, role string, enterprise bool, cred string) want {
 	}}
 }
 
+// withKey expects the API key id in the identity metadata.
+func withKey(w want, keyID string) want {
+	w.id.APIKeyID = keyID
+	return w
+}
+
 func denied(status int, code string) want { return want{status: status, code: code} }
 
 type checkCase struct {
@@ -188,8 +194,8 @@ func TestCheckUserRules(t *testing.T) {
 			headers: with(bearer("tok-a"), "x-tenant", acctTeam), want: allowed(acctTeam, userA, "tier_200_1000", "member", true, "jwt")},
 
 		// API keys.
-		{name: "api key", headers: map[string]string{"x-api-key": keyGood}, want: allowed(acctTeam, userOwner, "tier_200_1000", "owner", true, "api_key")},
-		{name: "api key with its own account", headers: map[string]string{"x-api-key": keyGood, "x-account-id": acctTeam}, want: allowed(acctTeam, userOwner, "tier_200_1000", "owner", true, "api_key")},
+		{name: "api key", headers: map[string]string{"x-api-key": keyGood}, want: withKey(allowed(acctTeam, userOwner, "tier_200_1000", "owner", true, "api_key"), "k1")},
+		{name: "api key with its own account", headers: map[string]string{"x-api-key": keyGood, "x-account-id": acctTeam}, want: withKey(allowed(acctTeam, userOwner, "tier_200_1000", "owner", true, "api_key"), "k1")},
 		{name: "api key naming another account", headers: map[string]string{"x-api-key": keyGood, "x-account-id": acctA}, want: denied(403, CodeNotAMember)},
 		{name: "api key with bad account id", headers: map[string]string{"x-api-key": keyGood, "x-account-id": "nope"}, want: denied(400, CodeInvalidAccountID)},
 		{name: "api key invalid", headers: map[string]string{"x-api-key": "pk_unknownunknownunknownunknownunk:sk_x"}, want: denied(401, CodeInvalidAPIKey)},
@@ -198,7 +204,7 @@ func TestCheckUserRules(t *testing.T) {
 		{name: "api key expired", headers: map[string]string{"x-api-key": keyExpired}, want: denied(401, CodeAPIKeyExpired)},
 		{name: "api key store down", headers: map[string]string{"x-api-key": keyDown}, want: denied(503, CodeUnavailable)},
 		{name: "api key account gone", headers: map[string]string{"x-api-key": keyOrphan}, want: denied(403, CodeAccountNotFound)},
-		{name: "api key wins over bearer by default order", headers: with(bearer("tok-a"), "x-api-key", keyGood), want: allowed(acctTeam, userOwner, "tier_200_1000", "owner", true, "api_key")},
+		{name: "api key wins over bearer by default order", headers: with(bearer("tok-a"), "x-api-key", keyGood), want: withKey(allowed(acctTeam, userOwner, "tier_200_1000", "owner", true, "api_key"), "k1")},
 		{name: "bearer first when ordered first", mutate: func(c *config.Config) { c.Auth.CredentialOrder = []string{"bearer", "api_key"} },
 			headers: with(bearer("tok-a"), "x-api-key", keyGood), want: allowed(acctA, userA, "tier_2_20", "owner", false, "jwt")},
 		{name: "api keys off ignores header", mutate: func(c *config.Config) { c.Auth.APIKeys.Enabled = &off },

@@ -154,9 +154,7 @@ func (ob *observation) applyMetadata(md map[string]*structpb.Struct) {
 	if s := md[identity.MetadataNamespace]; s != nil {
 		if id, err := identity.FromStruct(s); err == nil {
 			ob.rec.AccountID, ob.rec.Tier, ob.rec.UserID, ob.rec.PrincipalKind = id.AccountID, id.Tier, id.UserID, id.Principal
-		}
-		if v := s.GetFields()[KeyAPIKeyID].GetStringValue(); v != "" {
-			ob.rec.APIKeyID = v
+			ob.rec.APIKeyID = id.APIKeyID
 		}
 	}
 	if s := md[MetadataNamespace]; s != nil {
@@ -172,10 +170,6 @@ func (ob *observation) applyMetadata(md map[string]*structpb.Struct) {
 		}
 	}
 }
-
-// KeyAPIKeyID is read from ext_authz's metadata when it names the API key
-// that authenticated the request.
-const KeyAPIKeyID = "api_key_id"
 
 func (o *Observer) finish(ob *observation, t time.Time) {
 	if !ob.metered || !ob.responded || ob.rec.AccountID == "" {

@@ -223,12 +223,29 @@ func (r *Recorder) Run(ctx context.Context) error {
 		<-ctx.Done()
 		return nil
 	}
+	// Writes are not cut short by shutdown itself: they may run until
+	// FlushTimeout after ctx ends, the final flush included.
+	wctx, wcancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer wcancel()
+	go func() {
+		select {
+		case <-ctx.Done():
+			d := time.NewTimer(r.opts.FlushTimeout)
+			defer d.Stop()
+			select {
+			case <-d.C:
+				wcancel()
+			case <-wctx.Done():
+			}
+		case <-wctx.Done():
+		}
+	}()
 	t := time.NewTicker(r.opts.FlushInterval)
 	defer t.Stop()
 	batch := make([]Record, 0, r.opts.BatchSize)
-	flush := func(ctx context.Context) {
+	flush := func() {
 		if len(batch) > 0 {
-			r.write(ctx, batch)
+			r.write(wctx, batch)
 			batch = batch[:0]
 		}
 	}
@@ -237,26 +254,24 @@ func (r *Recorder) Run(ctx context.Context) error {
 		case rec := <-r.queue:
 			batch = append(batch, rec)
 			if len(batch) >= r.opts.BatchSize {
-				flush(ctx)
+				flush()
 			}
 		case <-t.C:
-			flush(ctx)
+			flush()
 		case <-ctx.Done():
-			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.opts.FlushTimeout)
-			defer cancel()
 			for {
 				select {
 				case rec := <-r.queue:
 					batch = append(batch, rec)
 					if len(batch) >= r.opts.BatchSize {
-						flush(fctx)
+						flush()
 					}
 					continue
 				default:
 				}
 				break
 			}
-			flush(fctx)
+			flush()
 			return nil
 		}
 	}

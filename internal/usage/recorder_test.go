@@ -102,6 +102,7 @@ func TestRecorderDropsWhenFull(t *testing.T) {
 	close(sink.block)
 	cancel()
 	<-done
+	dropped += testutil.ToFloat64(r.dropped.WithLabelValues("sink_error")) + testutil.ToFloat64(r.dropped.WithLabelValues("shutdown"))
 	if got := float64(sink.len()) + dropped; got != 50 {
 		t.Fatalf("written %d + dropped %v != 50", sink.len(), dropped)
 	}
