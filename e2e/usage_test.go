@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -123,7 +125,9 @@ func rows(t *testing.T, url string, n int) []usageRow {
 	defer conn.Close(context.Background())
 	for {
 		var got []usageRow
-		r, err := conn.Query(ctx, `SELECT request_id, account_id, model, resolved_model, operation, region, identity_kind, tier, user_id,
+		qctx, qcancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer qcancel()
+		r, err := conn.Query(qctx, `SELECT request_id, account_id, model, resolved_model, operation, region, identity_kind, tier, user_id,
 			status, complete, final_usage, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, cost::float8, ttfb_ms, latency_ms
 			FROM tenantgate.usage_records ORDER BY occurred_at`)
 		if err != nil {
@@ -382,8 +386,13 @@ func abs(f float64) float64 {
 }
 
 // TestUsageConcurrentTenants: 50 tenants × 20 requests, 20 in flight at a
-// time, produce exactly 1,000 records, each with its own request id and
-// the account that made it.
+// time, with tenantgate restarted (SIGTERM, drain, start) half-way: every
+// request that succeeded has exactly one record with its own request id and
+// the account that made it, except those whose metering stream could not
+// be opened during the restart, which Envoy let through unmetered and
+// counted (usage ext_proc failure_mode_allowed): records + unmetered =
+// 1,000, none invented, none duplicated. Requests refused while tenantgate
+// was down never reached AWS; the client retries them.
 func TestUsageConcurrentTenants(t *testing.T) {
 	const tenants, perTenant, inFlight = 50, 20, 20
 	st, url := startMeteredStack(t, tenants)
@@ -396,6 +405,19 @@ func TestUsageConcurrentTenants(t *testing.T) {
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var failures []string
+	done, retried := 0, 0
+	restart := make(chan struct{})
+	restarted := make(chan error, 1)
+	go func() {
+		<-restart
+		if err := st.StopTenantgate(); err != nil {
+			restarted <- err
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		restarted <- st.StartTenantgate(ctx)
+	}()
 	for i := range tenants {
 		for range perTenant {
 			wg.Add(1)
@@ -403,21 +425,45 @@ func TestUsageConcurrentTenants(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				defer func() { <-sem }()
-				if _, err := callers[i].converse(context.Background(), stack.DemoModel); err != nil {
+				deadline := time.Now().Add(90 * time.Second)
+				for {
+					_, err := callers[i].converse(context.Background(), stack.DemoModel)
 					mu.Lock()
-					failures = append(failures, err.Error())
+					if err == nil {
+						done++
+						if done == tenants*perTenant/2 {
+							close(restart)
+						}
+						mu.Unlock()
+						return
+					}
+					if time.Now().After(deadline) {
+						failures = append(failures, err.Error())
+						mu.Unlock()
+						return
+					}
+					retried++
 					mu.Unlock()
+					time.Sleep(100 * time.Millisecond)
 				}
 			}()
 		}
 	}
 	wg.Wait()
+	if err := <-restarted; err != nil {
+		t.Fatalf("restart tenantgate: %v", err)
+	}
 	if len(failures) > 0 {
 		t.Fatalf("%d requests failed, first: %s", len(failures), failures[0])
 	}
-	got := rows(t, url, tenants*perTenant)
-	if len(got) != tenants*perTenant {
-		t.Fatalf("%d records, want %d", len(got), tenants*perTenant)
+	t.Logf("%d requests succeeded, %d attempts refused during the restart and retried", done, retried)
+	// A request whose metering stream could not be opened while tenantgate
+	// restarted went on unmetered (failure_mode_allow): Envoy counts it.
+	unmetered := envoyCounter(t, st, "usage", "failure_mode_allowed")
+	got := rows(t, url, tenants*perTenant-unmetered)
+	t.Logf("%d records, %d requests unmetered during the restart (counted by Envoy)", len(got), unmetered)
+	if len(got)+unmetered != tenants*perTenant || unmetered > inFlight {
+		t.Fatalf("%d records + %d unmetered, want %d (at most %d unmetered)", len(got), unmetered, tenants*perTenant, inFlight)
 	}
 	perAccount := map[string]int{}
 	ids := map[string]bool{}
@@ -427,18 +473,56 @@ func TestUsageConcurrentTenants(t *testing.T) {
 		}
 		ids[r.RequestID] = true
 		perAccount[r.Account]++
-		if r.Op != "Converse" || !r.Final || r.In < 1 || r.Out < 1 || r.Kind != "platform" {
+		if r.Op != "Converse" || !r.Final || !r.Complete || r.In < 1 || r.Out < 1 || r.Kind != "platform" {
 			t.Errorf("record %+v", r)
 		}
 	}
+	missing := 0
 	for i := range tenants {
-		if n := perAccount[extraAccount(i)]; n != perTenant {
-			t.Errorf("account %s: %d records, want %d", extraAccount(i), n, perTenant)
+		n := perAccount[extraAccount(i)]
+		if n > perTenant {
+			t.Errorf("account %s: %d records, more than its %d requests", extraAccount(i), n, perTenant)
 		}
+		missing += perTenant - n
+	}
+	if missing != unmetered {
+		t.Errorf("%d records missing across accounts, %d unmetered", missing, unmetered)
 	}
 	if len(perAccount) != tenants {
 		t.Errorf("records for %d accounts, want %d: %v", len(perAccount), tenants, strings.Join(keys(perAccount), ","))
 	}
+}
+
+// envoyCounter sums Envoy's counters whose name has the dotted part and
+// ends in suffix.
+func envoyCounter(t *testing.T, st *stack.Stack, part, suffix string) int {
+	t.Helper()
+	resp, err := http.Get(st.EnvoyAdminURL + "/stats?filter=" + suffix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, found := 0, false
+	for _, line := range strings.Split(string(b), "\n") {
+		name, v, ok := strings.Cut(line, ": ")
+		if !ok || !strings.HasSuffix(name, "."+suffix) || !strings.Contains(name, "."+part+".") {
+			continue
+		}
+		x, err := strconv.Atoi(strings.TrimSpace(v))
+		if err != nil {
+			t.Fatalf("stat %q", line)
+		}
+		n += x
+		found = true
+	}
+	if !found {
+		t.Fatalf("no Envoy stat with .%s. ending in %s:\n%s", part, suffix, b)
+	}
+	return n
 }
 
 func keys(m map[string]int) []string {

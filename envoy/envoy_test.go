@@ -203,7 +203,7 @@ func TestShippedBootstrapSettings(t *testing.T) {
 		// response body, never failing a request.
 		mp := get(t, byName["envoy.filters.http.ext_proc.usage"], "typed_config")
 		mpm := get(t, mp, "processing_mode")
-		if get(t, mp, "observability_mode") != true || get(t, mp, "failure_mode_allow") != true ||
+		if get(t, mp, "observability_mode") != true || get(t, mp, "failure_mode_allow") != true || get(t, mp, "stat_prefix") != "usage" ||
 			get(t, mpm, "response_body_mode") != "STREAMED" || get(t, mpm, "request_body_mode") != "NONE" ||
 			get(t, mpm, "request_header_mode") != "SEND" || get(t, mpm, "response_header_mode") != "SEND" {
 			t.Errorf("metering ext_proc settings: %v", mp)

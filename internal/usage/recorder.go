@@ -61,6 +61,11 @@ type Recorder struct {
 	queue chan Record
 	log   *slog.Logger
 
+	// closeMu orders Record against the end of Run: once closed, records
+	// are counted as dropped (reason shutdown) instead of queued unseen.
+	closeMu sync.RWMutex
+	closed  bool
+
 	models, tiers, accounts *labelCap
 
 	tokens   *prometheus.HistogramVec
@@ -171,6 +176,12 @@ func (r *Recorder) Record(rec Record) {
 	if r.opts.Sink == nil {
 		return
 	}
+	r.closeMu.RLock()
+	defer r.closeMu.RUnlock()
+	if r.closed {
+		r.dropped.WithLabelValues("shutdown").Inc()
+		return
+	}
 	select {
 	case r.queue <- rec:
 	default:
@@ -259,6 +270,9 @@ func (r *Recorder) Run(ctx context.Context) error {
 		case <-t.C:
 			flush()
 		case <-ctx.Done():
+			r.closeMu.Lock()
+			r.closed = true
+			r.closeMu.Unlock()
 			for {
 				select {
 				case rec := <-r.queue:

@@ -220,3 +220,21 @@ func TestNDJSONSink(t *testing.T) {
 		t.Fatalf("report %+v %v", rows, err)
 	}
 }
+
+// Records arriving after Run has flushed and returned are counted as
+// dropped, never silently queued.
+func TestRecorderCountsLateRecords(t *testing.T) {
+	sink := &memSink{}
+	r, err := NewRecorder(Options{Sink: sink, FlushInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Record(rec(1))
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_ = r.Run(ctx)
+	r.Record(rec(2))
+	if sink.len() != 1 || testutil.ToFloat64(r.dropped.WithLabelValues("shutdown")) != 1 {
+		t.Fatalf("written %d, dropped %v", sink.len(), testutil.ToFloat64(r.dropped.WithLabelValues("shutdown")))
+	}
+}
