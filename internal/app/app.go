@@ -247,6 +247,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 		GRPCSocketMode: socketMode,
 		GRPCTLS:        grpcTLS,
 		HTTPListen:     c.Server.HTTPListen,
+		PprofListen:    c.Server.PprofListen,
 		ShutdownGrace:  c.Server.ShutdownGrace.D(),
 		ReadyInterval:  opts.ReadyInterval,
 		MaxRecvMsgSize: maxRecvMsgSize(c.ExtProc.MaxBodyBytes),

@@ -90,6 +90,13 @@ type Options struct {
 	// benchmarks and the demo are never throttled by the shipped
 	// per-instance limit. Tests of the limit set a small bucket.
 	EnvoyRateLimit *TokenBucket
+	// TenantgateLogLevel is tenantgate's server.log_level; empty means
+	// "debug" (tests read the decision lines). Benchmarks use "info", the
+	// shipped default.
+	TenantgateLogLevel string
+	// TenantgatePprof, when set, is tenantgate's server.pprof_listen (a
+	// loopback host:port serving net/http/pprof).
+	TenantgatePprof string
 }
 
 // Stack is a running local stack.
@@ -337,7 +344,14 @@ func (s *Stack) writeTenantgateConfig() error {
 	}
 	s.TenantgateGRPC = fmt.Sprintf("127.0.0.1:%d", gp)
 	s.TenantgateHTTP = fmt.Sprintf("127.0.0.1:%d", hp)
-	server := map[string]any{"http_listen": s.TenantgateHTTP, "log_level": "debug", "log_format": "json", "shutdown_grace": "2s"}
+	level := s.opts.TenantgateLogLevel
+	if level == "" {
+		level = "debug"
+	}
+	server := map[string]any{"http_listen": s.TenantgateHTTP, "log_level": level, "log_format": "json", "shutdown_grace": "2s"}
+	if s.opts.TenantgatePprof != "" {
+		server["pprof_listen"] = s.opts.TenantgatePprof
+	}
 	switch s.TenantgateLink {
 	case LinkMTLS:
 		server["grpc_tls"] = map[string]any{
@@ -490,6 +504,17 @@ func waitGRPCServing(ctx context.Context, p *proc, addr string, creds credential
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// TenantgatePID is the process id of the running tenantgate, 0 when it is
+// not running.
+func (s *Stack) TenantgatePID() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.tenantgate == nil || s.tenantgate.cmd.Process == nil {
+		return 0
+	}
+	return s.tenantgate.cmd.Process.Pid
 }
 
 // StopTenantgate stops tenantgate (Envoy keeps running: requests must fail closed).
