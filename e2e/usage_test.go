@@ -7,7 +7,9 @@ import (
 	"io"
 	"net/http"
 	"os/exec"
+	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -531,4 +533,50 @@ func keys(m map[string]int) []string {
 		out = append(out, k)
 	}
 	return out
+}
+
+// TestUsageTimeToFirstEvent is a benchmark (TENANTGATE_BENCH_METERING=1):
+// the time to the first ConverseStream event through Envoy with the
+// metering filter and without it, sequential requests, medians compared;
+// metering must add less than 1 ms.
+func TestUsageTimeToFirstEvent(t *testing.T) {
+	if os.Getenv("TENANTGATE_BENCH_METERING") != "1" {
+		t.Skip("benchmark: set TENANTGATE_BENCH_METERING=1")
+	}
+	const warm, n = 10, 100
+	medians := map[bool]time.Duration{}
+	for _, metering := range []bool{true, false} {
+		o := stack.Options{Models: freeModels, StreamDelay: 20 * time.Millisecond}
+		if !metering {
+			o.EnvoyDropFilters = []string{"envoy.filters.http.ext_proc.usage"}
+		}
+		st := startStack(t, o)
+		alice := token(t, st, stack.AliceUserID)
+		c := newCaller(t, st, callerOpts{token: alice})
+		var ttfe []time.Duration
+		for i := range warm + n {
+			start := time.Now()
+			out, err := c.ConverseStream(context.Background(), &bedrockruntime.ConverseStreamInput{ModelId: aws.String(stack.DemoModel), Messages: userMessage("Hello")})
+			if err != nil {
+				t.Fatal(err)
+			}
+			first := true
+			for range out.GetStream().Events() {
+				if first && i >= warm {
+					ttfe = append(ttfe, time.Since(start))
+				}
+				first = false
+			}
+			out.GetStream().Close()
+		}
+		slices.Sort(ttfe)
+		medians[metering] = ttfe[len(ttfe)/2]
+		t.Logf("metering=%v: time to first event p50 %v p90 %v (n=%d)", metering, ttfe[len(ttfe)/2], ttfe[len(ttfe)*9/10], len(ttfe))
+		if err := st.Stop(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if d := medians[true] - medians[false]; d > time.Millisecond {
+		t.Errorf("metering adds %v to the median time to first event (on %v, off %v)", d, medians[true], medians[false])
+	}
 }

@@ -85,6 +85,9 @@ type Options struct {
 	// Usage is tenantgate's usage section (metering); nil keeps its
 	// defaults.
 	Usage map[string]any
+	// EnvoyDropFilters are HTTP filters removed from the shipped bootstrap
+	// (e.g. "envoy.filters.http.ext_proc.usage" to compare metering off).
+	EnvoyDropFilters []string
 	// EnvoyRateLimit replaces the token bucket of Envoy's listener rate
 	// limit; nil means a million requests per second, so that tests,
 	// benchmarks and the demo are never throttled by the shipped
@@ -566,6 +569,7 @@ func (s *Stack) startEnvoy(ctx context.Context) error {
 	ports.ServerCert, ports.ServerKey = s.Certs.EnvoyCert, s.Certs.EnvoyKey
 	ports.MeshCA, ports.UpstreamCA = s.Certs.CA, s.Certs.CA
 	ports.RateLimit = s.opts.EnvoyRateLimit
+	ports.DropFilters = s.opts.EnvoyDropFilters
 	if ports.RateLimit == nil {
 		ports.RateLimit = &TokenBucket{MaxTokens: 1_000_000, TokensPerFill: 1_000_000, FillInterval: time.Second}
 	}
