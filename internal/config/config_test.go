@@ -40,6 +40,7 @@ func TestDefaults(t *testing.T) {
 			{"api_key_lookup_rate", c.Store.APIKeyLookupRate, 50},
 			{"api_key_lookup_burst", c.Store.APIKeyLookupBurst, 100},
 			{"query_timeout", c.Store.QueryTimeout.D(), 2 * time.Second},
+			{"stale_if_error", c.Store.StaleIfError.D(), time.Hour},
 			{"credential_order", c.Auth.CredentialOrder, []string{CredentialAPIKey, CredentialBearer, CredentialQueryToken}},
 			{"api key header", c.Auth.APIKeys.Header, "x-api-key"},
 			{"api keys on", c.Auth.APIKeys.On(), false},

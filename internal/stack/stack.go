@@ -41,6 +41,7 @@ import (
 	"github.com/tenantgate/tenantgate/envoy"
 	"github.com/tenantgate/tenantgate/internal/fakeaws"
 	"github.com/tenantgate/tenantgate/internal/fakeaws/bedrock"
+	"github.com/tenantgate/tenantgate/internal/fakeaws/fault"
 )
 
 // HS256Secret is the stack issuer's shared secret (test value).
@@ -93,6 +94,13 @@ type Options struct {
 	// benchmarks and the demo are never throttled by the shipped
 	// per-instance limit. Tests of the limit set a small bucket.
 	EnvoyRateLimit *TokenBucket
+	// Configure, when set, may change the generated tenantgate
+	// configuration (the YAML document as nested maps) before it is
+	// written: fault tests shorten TTLs and timeouts with it.
+	Configure func(cfg map[string]any)
+	// ConfigureFakes, when set, may change the fake AWS configuration
+	// (extra roles, for instance) before the fakes start.
+	ConfigureFakes func(cfg *fakeaws.Config)
 	// TenantgateLogLevel is tenantgate's server.log_level; empty means
 	// "debug" (tests read the decision lines). Benchmarks use "info", the
 	// shipped default.
@@ -127,11 +135,17 @@ type Stack struct {
 	Issuer string
 	// Fakes are the in-process fake AWS services.
 	Fakes *fakeaws.Fakes
+	// JWKSFaults injects faults into the issuer's JWKS endpoint (latency,
+	// 503, dropped connections), as Fakes do for STS and Bedrock.
+	JWKSFaults *fault.Injector
 
 	opts        Options
 	log         *slog.Logger
 	ownDir      bool
-	rsaKey      *rsa.PrivateKey
+	keyMu       sync.Mutex
+	rsaKey      *rsa.PrivateKey // signs Token
+	rsaKID      string
+	jwksKeys    []any // published JWKS keys, newest first
 	servers     []*http.Server
 	tgConfig    string
 	tgBin       string
@@ -236,6 +250,9 @@ func (s *Stack) startFakes() error {
 	if s.opts.StreamDelay > 0 {
 		cfg.StreamDelay = s.opts.StreamDelay
 	}
+	if s.opts.ConfigureFakes != nil {
+		s.opts.ConfigureFakes(&cfg)
+	}
 	fakes, err := fakeaws.New(cfg, slog.New(slog.NewJSONHandler(f, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	if err != nil {
 		return fmt.Errorf("stack: %w", err)
@@ -260,21 +277,27 @@ func (s *Stack) startFakes() error {
 }
 
 func (s *Stack) startIssuer() error {
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		return fmt.Errorf("stack: rsa key: %w", err)
+	if err := s.addIssuerKey(jwksKID); err != nil {
+		return err
 	}
-	s.rsaKey = key
-	jwks, err := json.Marshal(map[string]any{"keys": []any{map[string]any{
-		"kty": "RSA", "kid": jwksKID, "alg": "RS256", "use": "sig",
-		"n": base64.RawURLEncoding.EncodeToString(key.N.Bytes()),
-		"e": base64.RawURLEncoding.EncodeToString(big.NewInt(int64(key.E)).Bytes()),
-	}}})
-	if err != nil {
-		return fmt.Errorf("stack: jwks: %w", err)
-	}
+	s.JWKSFaults = &fault.Injector{}
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /auth/v1/.well-known/jwks.json", func(w http.ResponseWriter, _ *http.Request) {
+	mux.HandleFunc("GET /auth/v1/.well-known/jwks.json", func(w http.ResponseWriter, r *http.Request) {
+		switch s.JWKSFaults.Apply(r.Context()) {
+		case fault.Drop:
+			fault.DropConnection(w)
+			return
+		case fault.Unavailable:
+			http.Error(w, "jwks unavailable (injected fault)", http.StatusServiceUnavailable)
+			return
+		}
+		s.keyMu.Lock()
+		jwks, err := json.Marshal(map[string]any{"keys": s.jwksKeys})
+		s.keyMu.Unlock()
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(jwks)
 	})
@@ -286,13 +309,55 @@ func (s *Stack) startIssuer() error {
 	return nil
 }
 
+// addIssuerKey generates an RSA key with key id kid, publishes it first in
+// the JWKS (keeping the earlier keys) and makes Token sign with it.
+func (s *Stack) addIssuerKey(kid string) error {
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		return fmt.Errorf("stack: rsa key: %w", err)
+	}
+	jwk := map[string]any{
+		"kty": "RSA", "kid": kid, "alg": "RS256", "use": "sig",
+		"n": base64.RawURLEncoding.EncodeToString(key.N.Bytes()),
+		"e": base64.RawURLEncoding.EncodeToString(big.NewInt(int64(key.E)).Bytes()),
+	}
+	s.keyMu.Lock()
+	defer s.keyMu.Unlock()
+	s.rsaKey, s.rsaKID = key, kid
+	s.jwksKeys = append([]any{jwk}, s.jwksKeys...)
+	return nil
+}
+
+// RotateIssuerKey rotates the issuer's signing key as Supabase Auth does:
+// a new key (id kid) is published first in the JWKS, beside the old ones,
+// and Token signs with it from now on. It returns a function that still
+// mints tokens with the previous key.
+func (s *Stack) RotateIssuerKey(kid string) (previous func(userID string, ttl time.Duration) (string, error), err error) {
+	s.keyMu.Lock()
+	oldKey, oldKID := s.rsaKey, s.rsaKID
+	s.keyMu.Unlock()
+	if err := s.addIssuerKey(kid); err != nil {
+		return nil, err
+	}
+	return func(userID string, ttl time.Duration) (string, error) {
+		return s.signRS256(oldKey, oldKID, userID, ttl)
+	}, nil
+}
+
 // Token mints an RS256 access token (served through the stack's JWKS) for
 // userID, like Supabase Auth: iss, sub, aud authenticated, role
 // authenticated, exp in ttl.
 func (s *Stack) Token(userID string, ttl time.Duration) (string, error) {
+	s.keyMu.Lock()
+	key, kid := s.rsaKey, s.rsaKID
+	s.keyMu.Unlock()
+	return s.signRS256(key, kid, userID, ttl)
+}
+
+func (s *Stack) signRS256(key *rsa.PrivateKey, kid, userID string, ttl time.Duration) (string, error) {
 	t := jwt.NewWithClaims(jwt.SigningMethodRS256, s.claims(userID, ttl))
-	t.Header["kid"] = jwksKID
-	tok, err := t.SignedString(s.rsaKey)
+	t.Header["kid"] = kid
+	tok, err := t.SignedString(key)
 	if err != nil {
 		return "", fmt.Errorf("stack: sign token: %w", err)
 	}
@@ -402,6 +467,9 @@ func (s *Stack) writeTenantgateConfig() error {
 		models = DemoModels()
 	}
 	cfg["plans"] = map[string]any{"models": models}
+	if s.opts.Configure != nil {
+		s.opts.Configure(cfg)
+	}
 	b, err := yaml.Marshal(cfg)
 	if err != nil {
 		return fmt.Errorf("stack: tenantgate config: %w", err)
