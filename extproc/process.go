@@ -40,6 +40,9 @@ type streamState struct {
 	pending   *pending
 	done      bool
 	response  responseState
+	// signed is the request just signed, whose usage metadata the reply
+	// carries (usage.go).
+	signed *pending
 }
 
 // pending is a request whose headers were accepted and whose body is awaited.
@@ -103,9 +106,9 @@ func (s *Server) handle(ctx context.Context, st *streamState, req *extprocv3.Pro
 	ctx = logging.WithRequestID(ctx, st.requestID)
 	switch r := req.GetRequest().(type) {
 	case *extprocv3.ProcessingRequest_RequestHeaders:
-		return watchResponses(s.onHeaders(ctx, st, req, r.RequestHeaders))
+		return watchResponses(withUsageMetadata(st, s.onHeaders(ctx, st, req, r.RequestHeaders)))
 	case *extprocv3.ProcessingRequest_RequestBody:
-		return s.onBody(ctx, st, r.RequestBody)
+		return withUsageMetadata(st, s.onBody(ctx, st, r.RequestBody))
 	case *extprocv3.ProcessingRequest_RequestTrailers:
 		return s.onTrailers(ctx, st)
 	case *extprocv3.ProcessingRequest_ResponseHeaders:
@@ -181,7 +184,7 @@ func (s *Server) onHeaders(ctx context.Context, st *streamState, req *extprocv3.
 		if rej != nil {
 			return fail(rej, ch.kind, ch.region)
 		}
-		st.done = true
+		st.done, st.signed = true, p
 		return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_RequestHeaders{
 			RequestHeaders: &extprocv3.HeadersResponse{Response: signedResponse(mut)},
 		}}
@@ -233,7 +236,7 @@ func (s *Server) onBody(ctx context.Context, st *streamState, b *extprocv3.HttpB
 		st.done = true
 		return s.immediate(ctx, rej, p.choice.kind, p.choice.region)
 	}
-	st.done = true
+	st.done, st.signed = true, p
 	return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_RequestBody{
 		RequestBody: &extprocv3.BodyResponse{Response: signedResponse(mut)},
 	}}

@@ -84,6 +84,15 @@ type Options struct {
 	// plan tier may send (a *plan.Catalog). Nil allows none: every one is
 	// removed before signing.
 	BedrockHeaders BedrockHeaderPolicy
+	// Observer meters the streams of Envoy's observability-mode ext_proc
+	// filter (a *usage.Observer); nil reads and ignores them.
+	Observer StreamObserver
+}
+
+// StreamObserver consumes one observability-mode ext_proc stream, first
+// message included, without answering.
+type StreamObserver interface {
+	Observe(ctx context.Context, first *extprocv3.ProcessingRequest, recv func() (*extprocv3.ProcessingRequest, error)) error
 }
 
 // Server is the ext_proc gRPC service.
@@ -106,6 +115,7 @@ type Server struct {
 	bedrockHeaders BedrockHeaderPolicy
 	headerDrops    *prometheus.CounterVec
 	errorBodies    *prometheus.CounterVec
+	observer       StreamObserver
 }
 
 // New returns a Server. routes and creds are needed only for enterprise
@@ -168,6 +178,7 @@ func New(opts Options, routes RouteStore, creds TenantCredentials) (*Server, err
 		s.models = noModels{}
 	}
 	s.bedrockHeaders = opts.BedrockHeaders
+	s.observer = opts.Observer
 	if s.bedrockHeaders == nil {
 		s.bedrockHeaders = noBedrockHeaders{}
 	}
@@ -225,6 +236,9 @@ func (s *Server) Process(stream extprocv3.ExternalProcessor_ProcessServer) error
 			s.log.WarnContext(logging.WithRequestID(ctx, st.requestID), "ext_proc receive failed", "error", err)
 			return fmt.Errorf("extproc: receive: %w", err)
 		}
+		if req.GetObservabilityMode() {
+			return s.observe(ctx, req, stream)
+		}
 		resp := s.handle(ctx, st, req)
 		if err := stream.Send(resp); err != nil {
 			if ctx.Err() != nil || status.Code(err) == codes.Canceled {
@@ -232,6 +246,19 @@ func (s *Server) Process(stream extprocv3.ExternalProcessor_ProcessServer) error
 			}
 			s.log.WarnContext(logging.WithRequestID(ctx, st.requestID), "ext_proc send failed", "error", err)
 			return fmt.Errorf("extproc: send: %w", err)
+		}
+	}
+}
+
+// observe hands an observability-mode stream (the metering filter's) to
+// the observer; Envoy ignores any answer on it, so none is sent.
+func (s *Server) observe(ctx context.Context, first *extprocv3.ProcessingRequest, stream extprocv3.ExternalProcessor_ProcessServer) error {
+	if s.observer != nil {
+		return s.observer.Observe(ctx, first, stream.Recv)
+	}
+	for {
+		if _, err := stream.Recv(); err != nil {
+			return nil
 		}
 	}
 }

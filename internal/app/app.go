@@ -31,6 +31,7 @@ import (
 	"github.com/tenantgate/tenantgate/internal/server"
 	"github.com/tenantgate/tenantgate/internal/store"
 	"github.com/tenantgate/tenantgate/internal/store/filestore"
+	"github.com/tenantgate/tenantgate/internal/usage"
 )
 
 // Options are the process-level dependencies of an App.
@@ -62,6 +63,10 @@ type App struct {
 	keys   *apikey.Authenticator
 	creds  *awscreds.Cache
 	region string
+	// usage writes usage records (nil when metering is off); closers
+	// release its sink after the final flush.
+	usage   *usage.Recorder
+	closers []func()
 
 	bgCtx  context.Context
 	stopBg context.CancelFunc
@@ -193,6 +198,14 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 	if err != nil {
 		return nil, fmt.Errorf("app: %w", err)
 	}
+	var observer extproc.StreamObserver
+	if c.Usage.On() {
+		a.usage, err = a.buildUsage(ctx, &c, kind, reg)
+		if err != nil {
+			return nil, err
+		}
+		observer = &usage.Observer{Sink: a.usage, Logger: log.With("component", "usage")}
+	}
 	proc, err := extproc.New(extproc.Options{
 		Config:       c.ExtProc,
 		StripHeaders: extraStrip(&c),
@@ -204,6 +217,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 		Registerer:       reg,
 		BedrockHeaders:   plans,
 		Models:           plans,
+		Observer:         observer,
 	}, a.store, a.creds)
 	if err != nil {
 		return nil, fmt.Errorf("app: %w", err)
@@ -298,6 +312,15 @@ func (a *App) Run(ctx context.Context) error {
 			a.keys.Run(a.bgCtx)
 		}()
 	}
+	if a.usage != nil {
+		// Records are written off the request path until every ext_proc
+		// stream has drained; then what is queued is flushed.
+		a.bg.Add(1)
+		go func() {
+			defer a.bg.Done()
+			_ = a.usage.Run(a.bgCtx)
+		}()
+	}
 	if a.cfg.ExtProc.AssumeRole.WarmOnStart {
 		a.bg.Add(1)
 		go func() {
@@ -363,6 +386,9 @@ func (a *App) release() {
 	a.closeOnce.Do(func() {
 		a.stopBg()
 		a.bg.Wait()
+		for _, c := range a.closers {
+			c()
+		}
 		if a.store != nil {
 			a.store.Close()
 		}

@@ -87,6 +87,12 @@ type Options struct {
 	// envoy/envoy.yaml ships: tenantgate requires Envoy's client
 	// certificate), LinkUnix (a Unix socket in Dir) or LinkPlaintext.
 	TenantgateLink Link
+	// Usage is tenantgate's usage section (metering); nil keeps its
+	// defaults.
+	Usage map[string]any
+	// EnvoyDropFilters are HTTP filters removed from the shipped bootstrap
+	// (e.g. "envoy.filters.http.ext_proc.usage" to compare metering off).
+	EnvoyDropFilters []string
 	// EnvoyRateLimit replaces the token bucket of Envoy's listener rate
 	// limit; nil means a million requests per second, so that tests,
 	// benchmarks and the demo are never throttled by the shipped
@@ -460,6 +466,9 @@ func (s *Stack) writeTenantgateConfig() error {
 	if s.opts.PlatformRoleARN != "" {
 		cfg["extproc"].(map[string]any)["platform_role_arn"] = s.opts.PlatformRoleARN
 	}
+	if s.opts.Usage != nil {
+		cfg["usage"] = s.opts.Usage
+	}
 	models := s.opts.Models
 	if models == nil {
 		models = DemoModels()
@@ -635,6 +644,7 @@ func (s *Stack) startEnvoy(ctx context.Context) error {
 	ports.ServerCert, ports.ServerKey = s.Certs.EnvoyCert, s.Certs.EnvoyKey
 	ports.MeshCA, ports.UpstreamCA = s.Certs.CA, s.Certs.CA
 	ports.RateLimit = s.opts.EnvoyRateLimit
+	ports.DropFilters = s.opts.EnvoyDropFilters
 	if ports.RateLimit == nil {
 		ports.RateLimit = &TokenBucket{MaxTokens: 1_000_000, TokensPerFill: 1_000_000, FillInterval: time.Second}
 	}
