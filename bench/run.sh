@@ -16,7 +16,8 @@
 #   BENCH_COUNT=1 BENCH_TIME=300ms bench/run.sh   # quick look
 #   BENCH_RAW=out.txt bench/run.sh                # keep the raw go test output
 #
-# Then the tenant hop side by side (bench/hop: Envoy alone, Envoy's own
+# Then the time to the first ConverseStream event with usage metering off
+# and on (BENCH_METERING=0 skips it), and the tenant hop side by side (bench/hop: Envoy alone, Envoy's own
 # SigV4 signer, tenantgate's ext_authz + ext_proc, ext_authz + Envoy's
 # signer; wrk through the real Envoy, ghz on the Check alone). It needs wrk
 # and ghz (`make bench` installs them) and takes about 12 minutes:
@@ -139,6 +140,12 @@ END {
 if [[ -n $e2e_note ]]; then
 	echo
 	echo "$e2e_note"
+fi
+if [[ ${BENCH_METERING:-1} == 1 ]]; then
+	echo
+	echo "## Time to first ConverseStream event, usage metering off vs on (through Envoy)"
+	echo
+	TENANTGATE_BENCH_METERING=1 go test -count=1 -run '^TestUsageTimeToFirstEvent$' -v ./e2e/ 2>&1 | sed -n 's/.*TTFE|/|/p'
 fi
 if [[ ${BENCH_HOP:-1} == 1 ]]; then
 	echo

@@ -535,16 +535,17 @@ func keys(m map[string]int) []string {
 	return out
 }
 
-// TestUsageTimeToFirstEvent is a benchmark (TENANTGATE_BENCH_METERING=1):
-// the time to the first ConverseStream event through Envoy with the
-// metering filter and without it, sequential requests, medians compared;
-// metering must add less than 1 ms.
+// TestUsageTimeToFirstEvent is a benchmark (TENANTGATE_BENCH_METERING=1,
+// run by bench/run.sh): the time to the first ConverseStream event through
+// Envoy with the metering filter and without it, sequential requests. It
+// prints a table (lines prefixed "TTFE") and asserts nothing about time.
 func TestUsageTimeToFirstEvent(t *testing.T) {
 	if os.Getenv("TENANTGATE_BENCH_METERING") != "1" {
 		t.Skip("benchmark: set TENANTGATE_BENCH_METERING=1")
 	}
 	const warm, n = 10, 100
 	medians := map[bool]time.Duration{}
+	p90s := map[bool]time.Duration{}
 	for _, metering := range []bool{true, false} {
 		o := stack.Options{Models: freeModels, StreamDelay: 20 * time.Millisecond}
 		if !metering {
@@ -571,12 +572,15 @@ func TestUsageTimeToFirstEvent(t *testing.T) {
 		}
 		slices.Sort(ttfe)
 		medians[metering] = ttfe[len(ttfe)/2]
-		t.Logf("metering=%v: time to first event p50 %v p90 %v (n=%d)", metering, ttfe[len(ttfe)/2], ttfe[len(ttfe)*9/10], len(ttfe))
+		p90s[metering] = ttfe[len(ttfe)*9/10]
 		if err := st.Stop(); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if d := medians[true] - medians[false]; d > time.Millisecond {
-		t.Errorf("metering adds %v to the median time to first event (on %v, off %v)", d, medians[true], medians[false])
-	}
+	ms := func(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d)/float64(time.Millisecond)) }
+	t.Logf("TTFE| ConverseStream, %d sequential requests | p50 | p90 |", n)
+	t.Logf("TTFE|---|---:|---:|")
+	t.Logf("TTFE| metering off | %s | %s |", ms(medians[false]), ms(p90s[false]))
+	t.Logf("TTFE| metering on | %s | %s |", ms(medians[true]), ms(p90s[true]))
+	t.Logf("TTFE| on − off | %s | %s |", ms(medians[true]-medians[false]), ms(p90s[true]-p90s[false]))
 }
