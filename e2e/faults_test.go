@@ -385,7 +385,7 @@ func TestSTSOutage(t *testing.T) {
 	const failureTTL = time.Second
 	st := startStack(t, stack.Options{TenantsFile: file, Models: freeModels,
 		ConfigureFakes: func(cfg *fakeaws.Config) {
-			cfg.Roles = append(cfg.Roles, sts.Role{ARN: initechRoleARN, ExternalID: initechExternalID, MaxSessionDuration: time.Hour})
+			cfg.Roles = append(cfg.Roles, sts.Role{ARN: initechRoleARN, ExternalID: initechExternalID, MaxSessionDuration: time.Hour, TagSession: true, SetSourceIdentity: true})
 		},
 		Configure: func(cfg map[string]any) {
 			// assume_role.timeout stays at its default (5s): the bound measured.
