@@ -234,6 +234,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 		GRPCTLS:        grpcTLS,
 		HTTPListen:     c.Server.HTTPListen,
 		ShutdownGrace:  c.Server.ShutdownGrace.D(),
+		ShutdownDrain:  c.Server.Drain(),
 		ReadyInterval:  opts.ReadyInterval,
 		MaxRecvMsgSize: maxRecvMsgSize(c.ExtProc.MaxBodyBytes),
 		Checks: []server.Check{
