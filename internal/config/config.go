@@ -54,8 +54,8 @@ type Server struct {
 	// it). Make it longer than Envoy's health check interval times its
 	// unhealthy_threshold plus the check timeout.
 	ShutdownDrain *Duration `yaml:"shutdown_drain"`
-	LogLevel      string   `yaml:"log_level"`      // debug, info, warn, error; default info
-	LogFormat     string   `yaml:"log_format"`     // json or text; default json
+	LogLevel      string    `yaml:"log_level"`  // debug, info, warn, error; default info
+	LogFormat     string    `yaml:"log_format"` // json or text; default json
 }
 
 // DefaultShutdownDrain is server.shutdown_drain's default: longer than the
