@@ -74,6 +74,9 @@ const (
 type EnvoyPorts struct {
 	Admin, Public, Mesh int
 	Tenantgate          int // tenantgate gRPC port (LinkMTLS, LinkPlaintext)
+	// MoreTenantgates are the gRPC ports of further tenantgate replicas:
+	// endpoints of the same tenantgate cluster (not with LinkUnix).
+	MoreTenantgates []int
 	Bedrock             int // fake Bedrock HTTPS port (every bedrock_* cluster)
 	// TLS files: the Envoy server certificate and key, the CA that client
 	// certificates on the mesh listener must chain to, and the CA bundle
@@ -158,14 +161,19 @@ func RewriteBootstrap(shipped []byte, p EnvoyPorts) ([]byte, error) {
 		}
 		name, _ := cm["name"].(string)
 		var addr map[string]any
+		var more []int
 		switch {
 		case name == "tenantgate":
 			if _, ok := cm["transport_socket"]; !ok {
 				return nil, errors.New("bootstrap: the tenantgate cluster has no transport_socket (mutual TLS)")
 			}
 			addr = sockAddr(p.Tenantgate)
+			more = p.MoreTenantgates
 			switch link {
 			case LinkUnix:
+				if len(more) > 0 {
+					return nil, errors.New("bootstrap: several tenantgate replicas need a TCP link")
+				}
 				addr = map[string]any{"pipe": map[string]any{"path": p.TenantgateSocket}}
 				delete(cm, "transport_socket")
 			case LinkPlaintext:
@@ -179,11 +187,13 @@ func RewriteBootstrap(shipped []byte, p EnvoyPorts) ([]byte, error) {
 		seen[name] = true
 		cm["type"] = "STATIC"
 		delete(cm, "dns_lookup_family")
+		lb := []any{map[string]any{"endpoint": map[string]any{"address": addr}}}
+		for _, port := range more {
+			lb = append(lb, map[string]any{"endpoint": map[string]any{"address": sockAddr(port)}})
+		}
 		cm["load_assignment"] = map[string]any{
 			"cluster_name": name,
-			"endpoints": []any{map[string]any{"lb_endpoints": []any{map[string]any{
-				"endpoint": map[string]any{"address": addr},
-			}}}},
+			"endpoints":    []any{map[string]any{"lb_endpoints": lb}},
 		}
 	}
 	if !seen["tenantgate"] {
