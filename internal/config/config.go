@@ -54,8 +54,12 @@ type Server struct {
 	// it). Make it longer than Envoy's health check interval times its
 	// unhealthy_threshold plus the check timeout.
 	ShutdownDrain *Duration `yaml:"shutdown_drain"`
-	LogLevel      string    `yaml:"log_level"`  // debug, info, warn, error; default info
-	LogFormat     string    `yaml:"log_format"` // json or text; default json
+	// ConfigPoll is how often the --config file is checked for a change,
+	// which is then reloaded as on SIGHUP (default DefaultConfigPoll; "0s"
+	// reloads on SIGHUP only).
+	ConfigPoll *Duration `yaml:"config_poll"`
+	LogLevel   string    `yaml:"log_level"`  // debug, info, warn, error; default info
+	LogFormat  string    `yaml:"log_format"` // json or text; default json
 }
 
 // DefaultShutdownDrain is server.shutdown_drain's default: longer than the
@@ -69,6 +73,17 @@ func (s Server) Drain() time.Duration {
 		return 0
 	}
 	return s.ShutdownDrain.D()
+}
+
+// DefaultConfigPoll is server.config_poll's default.
+const DefaultConfigPoll = 10 * time.Second
+
+// Poll returns server.config_poll (zero when unset: no polling).
+func (s Server) Poll() time.Duration {
+	if s.ConfigPoll == nil {
+		return 0
+	}
+	return s.ConfigPoll.D()
 }
 
 // Duration is a time.Duration that reads "300s", "5m" or a number of seconds.
@@ -203,6 +218,10 @@ func (c *Config) applyDefaults() {
 		d := Duration(DefaultShutdownDrain)
 		s.ShutdownDrain = &d
 	}
+	if s.ConfigPoll == nil {
+		d := Duration(DefaultConfigPoll)
+		s.ConfigPoll = &d
+	}
 	if s.LogLevel == "" {
 		s.LogLevel = "info"
 	}
@@ -234,6 +253,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Server.ShutdownDrain != nil && *c.Server.ShutdownDrain < 0 {
 		errs = append(errs, errors.New("server.shutdown_drain: must not be negative"))
+	}
+	if c.Server.ConfigPoll != nil && *c.Server.ConfigPoll < 0 {
+		errs = append(errs, errors.New("server.config_poll: must not be negative"))
 	}
 	if c.Server.GRPCListen == c.Server.HTTPListen && !strings.HasSuffix(c.Server.GRPCListen, ":0") {
 		errs = append(errs, fmt.Errorf("server: grpc_listen and http_listen are both %q", c.Server.GRPCListen))
