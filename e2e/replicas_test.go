@@ -43,17 +43,16 @@ func (l *loadResult) String() string {
 	return fmt.Sprintf("ok=%d failed=%d first failures: %s", l.ok.Load(), l.failed.Load(), strings.Join(l.failures, " | "))
 }
 
-// runLoad sends Converse requests through Envoy from workers goroutines
-// until ctx ends: odd workers as Alice for Acme (signed with Acme's role in
-// eu-west-1), even ones as Bob (signed by the platform in us-east-1). The
-// returned wait blocks until every worker has stopped.
-func runLoad(ctx context.Context, t *testing.T, st *stack.Stack, workers int, res *loadResult) (wait func()) {
+// loadCaller is who a load worker calls as, and which model.
+type loadCaller struct {
+	token, account, model string
+}
+
+// replicaCallers returns the callers of the replica tests: Alice for Acme
+// (signed with Acme's role in eu-west-1) asking for stack.DemoModel, and
+// Bob (signed by the platform in us-east-1) asking for platformModel.
+func replicaCallers(t *testing.T, st *stack.Stack) []loadCaller {
 	t.Helper()
-	client, err := st.HTTPClient("", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	client.Timeout = 15 * time.Second
 	alice, err := st.Token(stack.AliceUserID, time.Hour)
 	if err != nil {
 		t.Fatal(err)
@@ -62,41 +61,57 @@ func runLoad(ctx context.Context, t *testing.T, st *stack.Stack, workers int, re
 	if err != nil {
 		t.Fatal(err)
 	}
+	return []loadCaller{{token: bob, model: platformModel}, {token: alice, account: stack.AcmeAccountID, model: stack.DemoModel}}
+}
+
+// converse sends one Converse request through Envoy as c.
+func converse(client *http.Client, st *stack.Stack, c loadCaller) (int, []byte, error) {
 	body := []byte(`{"messages":[{"role":"user","content":[{"text":"hello"}]}]}`)
+	url := st.EnvoyURL + "/model/" + strings.ReplaceAll(c.model, ":", "%3A") + "/converse"
+	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return 0, nil, err
+	}
+	req.Header.Set("authorization", "Bearer "+c.token)
+	req.Header.Set("content-type", "application/json")
+	if c.account != "" {
+		req.Header.Set("x-account-id", c.account)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	rb, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, bytes.TrimSpace(rb), err
+}
+
+// runLoad sends Converse requests through Envoy from workers goroutines
+// (worker w calls as callers[w % len(callers)]) until ctx ends. The
+// returned wait blocks until every worker has stopped.
+func runLoad(ctx context.Context, t *testing.T, st *stack.Stack, workers int, res *loadResult, callers []loadCaller) (wait func()) {
+	t.Helper()
+	client, err := st.HTTPClient("", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	client.Timeout = 15 * time.Second
 	var wg sync.WaitGroup
 	for w := range workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			tenant := w%2 == 1
-			model, token := platformModel, bob
-			if tenant {
-				model, token = stack.DemoModel, alice
-			}
-			url := st.EnvoyURL + "/model/" + strings.ReplaceAll(model, ":", "%3A") + "/converse"
+			c := callers[w%len(callers)]
 			for ctx.Err() == nil {
-				req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
-				if err != nil {
+				status, rb, err := converse(client, st, c)
+				switch {
+				case err != nil:
 					res.fail(err.Error())
-					return
+				case status != http.StatusOK:
+					res.fail(fmt.Sprintf("%d %s", status, rb))
+				default:
+					res.ok.Add(1)
 				}
-				req.Header.Set("authorization", "Bearer "+token)
-				req.Header.Set("content-type", "application/json")
-				if tenant {
-					req.Header.Set("x-account-id", stack.AcmeAccountID)
-				}
-				resp, err := client.Do(req)
-				if err != nil {
-					res.fail(err.Error())
-					continue
-				}
-				rb, _ := io.ReadAll(resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != http.StatusOK {
-					res.fail(fmt.Sprintf("%d %s", resp.StatusCode, bytes.TrimSpace(rb)))
-					continue
-				}
-				res.ok.Add(1)
 			}
 		}()
 	}
@@ -143,12 +158,13 @@ func TestReplicas(t *testing.T) {
 	st := startStack(t, stack.Options{Replicas: 2, ShutdownDrain: config.DefaultShutdownDrain})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
+	callers := replicaCallers(t, st)
 
 	t.Run("RollingRestartSIGTERM", func(t *testing.T) {
 		n := len(st.Records())
 		var res loadResult
 		lctx, stop := context.WithCancel(ctx)
-		wait := runLoad(lctx, t, st, workers, &res)
+		wait := runLoad(lctx, t, st, workers, &res, callers)
 		time.Sleep(500 * time.Millisecond)
 		for i := range st.Replicas {
 			began := time.Now()
@@ -190,7 +206,7 @@ func TestReplicas(t *testing.T) {
 		n := len(st.Records())
 		var res loadResult
 		lctx, stop := context.WithCancel(ctx)
-		wait := runLoad(lctx, t, st, workers, &res)
+		wait := runLoad(lctx, t, st, workers, &res, callers)
 		time.Sleep(time.Second)
 		before := res.ok.Load()
 		if err := st.KillReplica(1); err != nil {
