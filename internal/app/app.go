@@ -62,6 +62,7 @@ type Options struct {
 // App is a built tenantgate, listening but not yet serving until Run.
 type App struct {
 	cfg    *config.Config // as started; the reloadable sections are live's
+	parsed *config.Config // as given to New, for telling what a reload changed
 	log    *slog.Logger
 	srv    *server.Server
 	store  store.Store
@@ -118,7 +119,8 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 		httpClient = &http.Client{Timeout: 10 * time.Second}
 	}
 	c := *cfg // components get a copy; the demo default below must not leak back
-	a := &App{cfg: &c, log: log, region: c.ExtProc.DefaultRegion}
+	parsed := *cfg
+	a := &App{cfg: &c, parsed: &parsed, log: log, region: c.ExtProc.DefaultRegion}
 
 	// Background work (JWKS refresh, tenants-file reload, LISTEN, API key
 	// batching, warm-up) lives until every in-flight call has drained.

@@ -222,7 +222,7 @@ func (a *App) apply(ctx context.Context, data []byte) error {
 	if err != nil {
 		return a.refuse(ctx, err, hash)
 	}
-	next, restart := reloadable(cur.cfg, cfg)
+	next, restart := reloadable(cur.cfg, a.parsed, cfg)
 	g, err := a.buildGeneration(next, hash, cur)
 	if err != nil {
 		return a.refuse(ctx, err, hash)
@@ -256,8 +256,9 @@ func (a *App) refuse(ctx context.Context, err error, hash string) error {
 
 // reloadable returns the configuration to run after a reload from cur to
 // next: next's reloadable sections with cur's values for everything else,
-// and the keys whose change needs a restart.
-func reloadable(cur, next *config.Config) (*config.Config, []string) {
+// and the keys whose change needs a restart (compared with parsed, the
+// configuration as the process was started, before New's own defaults).
+func reloadable(cur, parsed, next *config.Config) (*config.Config, []string) {
 	out := *cur
 	out.Auth = next.Auth
 	out.Auth.APIKeys = cur.Auth.APIKeys
@@ -268,10 +269,10 @@ func reloadable(cur, next *config.Config) (*config.Config, []string) {
 		key      string
 		old, new any
 	}{
-		{"server", cur.Server, next.Server},
-		{"store", cur.Store, next.Store},
-		{"auth.api_keys", cur.Auth.APIKeys, next.Auth.APIKeys},
-		{"extproc", cur.ExtProc, next.ExtProc},
+		{"server", parsed.Server, next.Server},
+		{"store", parsed.Store, next.Store},
+		{"auth.api_keys", parsed.Auth.APIKeys, next.Auth.APIKeys},
+		{"extproc", parsed.ExtProc, next.ExtProc},
 	} {
 		if !reflect.DeepEqual(s.old, s.new) {
 			restart = append(restart, s.key)

@@ -77,7 +77,7 @@ type EnvoyPorts struct {
 	// MoreTenantgates are the gRPC ports of further tenantgate replicas:
 	// endpoints of the same tenantgate cluster (not with LinkUnix).
 	MoreTenantgates []int
-	Bedrock             int // fake Bedrock HTTPS port (every bedrock_* cluster)
+	Bedrock         int // fake Bedrock HTTPS port (every bedrock_* cluster)
 	// TLS files: the Envoy server certificate and key, the CA that client
 	// certificates on the mesh listener must chain to, and the CA bundle
 	// that upstream Bedrock certificates are validated against.
