@@ -201,6 +201,7 @@ func (a *App) Reload(ctx context.Context) error {
 	a.reloadMu.Lock()
 	defer a.reloadMu.Unlock()
 	if a.source.Path == "" || a.source.Parse == nil {
+		a.log.WarnContext(ctx, "configuration reload requested, but serve was started without --config: nothing to reload")
 		return errors.New("app: reload: no configuration file")
 	}
 	data, err := os.ReadFile(a.source.Path)
