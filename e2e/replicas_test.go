@@ -177,7 +177,7 @@ func TestReplicas(t *testing.T) {
 				wait()
 				t.Fatalf("restart replica %d: %v", i, err)
 			}
-			if err := st.WaitReplicaHealthy(ctx, i, true, 15*time.Second); err != nil {
+			if err := st.WaitReplicaHealthy(ctx, i, true, 30*time.Second); err != nil {
 				stop()
 				wait()
 				t.Fatal(err)

@@ -63,6 +63,9 @@ func TestShippedReplicaSettings(t *testing.T) {
 						t.Errorf("listener %d: ext_authz retry_on %q lacks %s", i, on, want)
 					}
 				}
+				if _, ok := rp["retry_back_off"]; ok {
+					t.Errorf("listener %d: ext_authz retry_back_off set: a short one cuts Checks short of the grpc_service timeout", i)
+				}
 				if y, _ := yaml.Marshal(rp["retry_host_predicate"]); !strings.Contains(string(y), "previous_hosts") {
 					t.Errorf("listener %d: ext_authz retries may hit the same replica (no previous_hosts predicate)", i)
 				}
