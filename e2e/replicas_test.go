@@ -216,6 +216,9 @@ func TestReplicas(t *testing.T) {
 		stop()
 		wait()
 		t.Logf("SIGKILL of 1 of 2 replicas under load (%d workers): %s", workers, &res)
+		if stats, err := envoyStats(ctx, st, "cluster.tenantgate.outlier_detection.ejections_enforced_total", "cluster.tenantgate.upstream_rq_retry", "cluster.tenantgate.health_check.failure"); err == nil {
+			t.Logf("Envoy: %s", stats)
+		}
 		if before == 0 {
 			t.Fatal("no request succeeded before the kill")
 		}
@@ -233,4 +236,30 @@ func TestReplicas(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
+}
+
+// envoyStats returns the named counters from Envoy's admin /stats.
+func envoyStats(ctx context.Context, st *stack.Stack, names ...string) (string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, st.EnvoyAdminURL+"/stats", nil)
+	if err != nil {
+		return "", err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return "", err
+	}
+	var out []string
+	for _, l := range strings.Split(string(b), "\n") {
+		for _, n := range names {
+			if strings.HasPrefix(l, n+":") {
+				out = append(out, l)
+			}
+		}
+	}
+	return strings.Join(out, ", "), nil
 }
