@@ -35,8 +35,8 @@ lint: ## go vet + gofmt check
 	@out=$$(find . -name '*.go' -not -path './.venv/*' -not -path './.tmp/*' -not -path './.git/*' -print0 | xargs -0 gofmt -l); \
 	if [[ -n "$$out" ]]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
-bench: ## benchmark tables (ext_authz, STS cache, signing, end to end through Envoy)
-	@scripts/bootstrap.sh --no-postgres
+bench: ## benchmark tables (ext_authz, STS cache, signing, end to end; the tenant hop A/B/C/D with wrk + ghz)
+	@scripts/bootstrap.sh --no-postgres --bench
 	@set -a; . ./.tmp/env.sh; set +a; bench/run.sh
 
 clean: ## remove build and test outputs (keeps .venv; `rm -rf .venv` to rebuild it)

@@ -15,6 +15,14 @@
 #   BENCH_E2E=0 bench/run.sh                      # without the end-to-end group
 #   BENCH_COUNT=1 BENCH_TIME=300ms bench/run.sh   # quick look
 #   BENCH_RAW=out.txt bench/run.sh                # keep the raw go test output
+#
+# Then the tenant hop side by side (bench/hop: Envoy alone, Envoy's own
+# SigV4 signer, tenantgate's ext_authz + ext_proc, ext_authz + Envoy's
+# signer; wrk through the real Envoy, ghz on the Check alone). It needs wrk
+# and ghz (`make bench` installs them) and takes about 12 minutes:
+#   BENCH_HOP=0 bench/run.sh                      # without it
+#   BENCH_HOP_ARGS=-quick bench/run.sh            # its quick mode (about 1 minute)
+#   go run ./bench/hop -h                         # its own options
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -131,4 +139,9 @@ END {
 if [[ -n $e2e_note ]]; then
 	echo
 	echo "$e2e_note"
+fi
+if [[ ${BENCH_HOP:-1} == 1 ]]; then
+	echo
+	# shellcheck disable=SC2086 # BENCH_HOP_ARGS is a list of flags
+	go run ./bench/hop ${BENCH_HOP_ARGS:-}
 fi

@@ -2,8 +2,10 @@ package e2e_test
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -173,6 +175,58 @@ func runSuite(t *testing.T, st *stack.Stack) {
 		assertSignedBy(t, oneRecord(t, st, n), stack.AcmeRegion, acmeAssumed)
 	})
 
+	// Env-only clients (AWS_BEARER_TOKEN_BEDROCK) send the team's API key as
+	// the bearer token.
+	t.Run("APIKeyAsBearer", func(t *testing.T) {
+		n := len(st.Records())
+		c := newCaller(t, st, callerOpts{token: stack.AcmeAPIKeyPublic + ":" + stack.AcmeAPIKeySecret})
+		if _, err := c.converse(context.Background(), stack.DemoModel); err != nil {
+			t.Fatal(err)
+		}
+		assertSignedBy(t, oneRecord(t, st, n), stack.AcmeRegion, acmeAssumed)
+	})
+
+	// The public listener offers h2 and http/1.1 by ALPN: HTTP/2 clients
+	// without prior knowledge (the JS SDK v3's handler) get HTTP/2.
+	t.Run("ALPN", func(t *testing.T) {
+		u, err := url.Parse(st.EnvoyURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, tc := range []struct {
+			offer []string
+			want  string
+		}{
+			{[]string{"h2", "http/1.1"}, "h2"},
+			{[]string{"http/1.1"}, "http/1.1"},
+			{nil, ""},
+		} {
+			cfg, err := st.ClientTLS("", "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg.NextProtos = tc.offer
+			cfg.ServerName = u.Hostname()
+			conn, err := tls.Dial("tcp", u.Host, cfg)
+			if err != nil {
+				t.Fatalf("offer %v: %v", tc.offer, err)
+			}
+			if got := conn.ConnectionState().NegotiatedProtocol; got != tc.want {
+				t.Errorf("offer %v: negotiated %q, want %q", tc.offer, got, tc.want)
+			}
+			conn.Close()
+		}
+		n := len(st.Records())
+		c := newCaller(t, st, callerOpts{token: bob})
+		if _, err := c.converse(context.Background(), stack.DemoModel); err != nil {
+			t.Fatal(err)
+		}
+		if got := c.cap.lastProto(); got != "HTTP/2.0" {
+			t.Errorf("converse went over %q, want HTTP/2.0", got)
+		}
+		oneRecord(t, st, n)
+	})
+
 	t.Run("InferenceProfileARN", func(t *testing.T) {
 		n := len(st.Records())
 		c := newCaller(t, st, callerOpts{token: alice, headers: acme})
@@ -307,6 +361,8 @@ func runSuite(t *testing.T, st *stack.Stack) {
 			{"forged HS256 token", callerOpts{token: forged(t, st)}, stack.DemoModel, 401, "invalid_token"},
 			{"not a member", callerOpts{token: carol, headers: acme}, stack.DemoModel, 403, "not_a_member"},
 			{"bad api key", callerOpts{headers: map[string]string{"x-api-key": stack.AcmeAPIKeyPublic + ":sk_wrongSecretKey0000000000000000000"}}, stack.DemoModel, 401, "invalid_api_key"},
+			{"bad api key as bearer", callerOpts{token: stack.AcmeAPIKeyPublic + ":sk_wrongSecretKey000000000000000000"}, stack.DemoModel, 401, "invalid_api_key"},
+			{"api key as bearer naming another account", callerOpts{token: stack.AcmeAPIKeyPublic + ":" + stack.AcmeAPIKeySecret, headers: map[string]string{"x-account-id": stack.BobPersonal}}, stack.DemoModel, 403, "not_a_member"},
 			{"model not allowed for free tier", callerOpts{token: bob}, "meta.llama3-8b-instruct-v1:0", 403, "model_not_allowed"},
 		}
 		for _, tc := range cases {

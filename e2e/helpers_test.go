@@ -54,15 +54,22 @@ func startStack(t *testing.T, o stack.Options) *stack.Stack {
 	return st
 }
 
-// capture remembers the body of the last error response the SDK received.
+// capture remembers the body of the last error response the SDK received
+// and the protocol of the last response.
 type capture struct {
-	rt   http.RoundTripper
-	mu   sync.Mutex
-	body []byte
+	rt    http.RoundTripper
+	mu    sync.Mutex
+	body  []byte
+	proto string
 }
 
 func (c *capture) RoundTrip(r *http.Request) (*http.Response, error) {
 	resp, err := c.rt.RoundTrip(r)
+	if err == nil {
+		c.mu.Lock()
+		c.proto = resp.Proto
+		c.mu.Unlock()
+	}
 	if err != nil || resp.StatusCode < 400 {
 		return resp, err
 	}
@@ -86,6 +93,12 @@ func (c *capture) lastErrorCode() string {
 	}
 	_ = json.Unmarshal(c.body, &v)
 	return v.Error
+}
+
+func (c *capture) lastProto() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.proto
 }
 
 // caller is one configured SDK client.

@@ -141,6 +141,13 @@ func TestShippedBootstrapSettings(t *testing.T) {
 		if i == 1 && get(t, tls, "require_client_certificate") != true {
 			t.Errorf("mesh listener must require client certificates")
 		}
+		// ALPN: HTTP/2 clients that do not use prior knowledge (the AWS SDK
+		// for JavaScript v3's default handler) need h2 offered in the TLS
+		// handshake; HTTP/1.1 clients stay served.
+		alpn, _ := get(t, tls, "common_tls_context", "alpn_protocols").([]any)
+		if len(alpn) != 2 || alpn[0] != "h2" || alpn[1] != "http/1.1" {
+			t.Errorf("listener %d: alpn_protocols = %v, want [h2 http/1.1]", i, alpn)
+		}
 		hcm := get(t, l, "filter_chains", 0, "filters", 0, "typed_config")
 		if get(t, hcm, "path_with_escaped_slashes_action") != "KEEP_UNCHANGED" {
 			t.Errorf("listener %d: escaped slashes must be kept (inference-profile ARNs)", i)

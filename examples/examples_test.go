@@ -401,3 +401,32 @@ func TestPythonClientsCompile(t *testing.T) {
 		}
 	}
 }
+
+// TestShellAndJSClientsParse syntax-checks the shell and JavaScript client
+// recipes (e2e TestClients runs most of them; Claude Code's only here).
+func TestShellAndJSClientsParse(t *testing.T) {
+	shells, err := filepath.Glob("clients/*.sh")
+	if err != nil || len(shells) == 0 {
+		t.Fatalf("no shell clients: %v", err)
+	}
+	for _, f := range shells {
+		if out, err := exec.Command("bash", "-n", f).CombinedOutput(); err != nil {
+			t.Errorf("%s does not parse: %v\n%s", f, err, out)
+		}
+	}
+	js, err := filepath.Glob("clients/js/*.mjs")
+	if err != nil || len(js) == 0 {
+		t.Fatalf("no JavaScript clients: %v", err)
+	}
+	if _, err := exec.LookPath("node"); err != nil {
+		if os.Getenv(testpg.EnvRequire) == "1" {
+			t.Fatal("node not found; required by " + testpg.EnvRequire)
+		}
+		t.Skip("node not found")
+	}
+	for _, f := range js {
+		if out, err := exec.Command("node", "--check", f).CombinedOutput(); err != nil {
+			t.Errorf("%s does not parse: %v\n%s", f, err, out)
+		}
+	}
+}

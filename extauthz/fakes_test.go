@@ -40,11 +40,14 @@ const (
 	pathList    = "/async-invoke"
 	pathUnknown = "/foundation-models"
 
-	keyGood    = "pk_goodgoodgoodgoodgoodgoodgoodgood:sk_secretsecretsecretsecretsecrets"
-	keyOrphan  = "pk_orphanorphanorphanorphanorphan1:sk_secretsecretsecretsecretsecrets"
-	keyRevoked = "pk_revokedrevokedrevokedrevokedre:sk_secretsecretsecretsecretsecrets"
-	keyExpired = "pk_expiredexpiredexpiredexpiredex:sk_secretsecretsecretsecretsecrets"
-	keyDown    = "pk_downdowndowndowndowndowndowndo:sk_secretsecretsecretsecretsecrets"
+	// Well-formed keys (the shape apikey.Parse accepts), so that they are
+	// also recognised in the bearer slot.
+	keyGood    = "pk_goodgoodgoodgoodgoodgoodgoodgood:sk_secretsecretsecretsecretsecretse"
+	keyOrphan  = "pk_orphanorphanorphanorphanorphan12:sk_secretsecretsecretsecretsecretse"
+	keyRevoked = "pk_revokedrevokedrevokedrevokedrevo:sk_secretsecretsecretsecretsecretse"
+	keyExpired = "pk_expiredexpiredexpiredexpiredexpi:sk_secretsecretsecretsecretsecretse"
+	keyDown    = "pk_downdowndowndowndowndowndowndown:sk_secretsecretsecretsecretsecretse"
+	keyUnknown = "pk_unknownunknownunknownunknownunkn:sk_secretsecretsecretsecretsecretse"
 )
 
 var errDown = errors.New("connection refused")

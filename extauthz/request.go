@@ -6,6 +6,7 @@ import (
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 
+	"github.com/tenantgate/tenantgate/internal/apikey"
 	"github.com/tenantgate/tenantgate/internal/config"
 )
 
@@ -75,7 +76,10 @@ type credential struct {
 
 // findCredential looks for a credential in the configured order; the first
 // present wins. A non-Bearer Authorization header, or a Bearer one without a
-// token, counts as absent. The query token is only looked at when enabled.
+// token, counts as absent. A Bearer token of API-key shape is an API key
+// (clients configured only by environment, such as AWS_BEARER_TOKEN_BEDROCK,
+// can send nothing else) when API keys are on, and is then verified exactly
+// like the API key header. The query token is only looked at when enabled.
 func findCredential(auth config.Auth, r request) (credential, bool) {
 	for _, kind := range auth.CredentialOrder {
 		switch kind {
@@ -89,6 +93,9 @@ func findCredential(auth config.Auth, r request) (credential, bool) {
 		case config.CredentialBearer:
 			if v, ok := r.header("authorization"); ok {
 				if tok, ok := bearerToken(v); ok {
+					if auth.APIKeys.On() && apikey.IsKey(tok) {
+						return credential{kind: config.CredentialAPIKey, value: tok}, true
+					}
 					return credential{kind: kind, value: tok}, true
 				}
 			}

@@ -148,6 +148,8 @@ type outcome struct {
 	credential string // credential kind for metrics ("none" if absent)
 	service    string // service principal name, "" for users
 	model      string
+	issuer     string // verified JWT issuer, for explain
+	keyID      string // API key id, for explain
 }
 
 // Check decides one request. It always returns a CheckResponse and a nil
@@ -301,6 +303,7 @@ func (s *Server) identifyAPIKey(ctx context.Context, r request, header string) o
 		o.deny = unavailable(fmt.Errorf("look up api key account: %w", err))
 		return o
 	}
+	o.keyID = key.KeyID
 	o.id = identity.Identity{
 		AccountID:  acct.ID,
 		UserID:     acct.PrimaryOwnerUserID,
@@ -343,6 +346,7 @@ func (s *Server) identifyJWT(ctx context.Context, r request, cred credential) ou
 		return o
 	}
 	user := claims.Subject
+	o.issuer = claims.Issuer
 	o.id = identity.Identity{UserID: user, Principal: identity.PrincipalUser, Credential: o.credential}
 	if v, present := r.header(s.auth.AccountHeader); present {
 		acct, ok := validate.NormalizeUUID(v)

@@ -93,13 +93,3 @@ func geographyReject(geo, rest, region string) *reject {
 	return newReject(400, "geography_mismatch", fmt.Sprintf(
 		"the model id uses the %s. cross-region geography, but this account's requests are served in %s; use %s", geo, region, use))
 }
-
-// roleAccount returns the AWS account id of an IAM role ARN
-// (arn:aws:iam::123456789012:role/name), or "".
-func roleAccount(roleARN string) string {
-	parts := strings.SplitN(roleARN, ":", 6)
-	if len(parts) != 6 || parts[0] != "arn" || parts[2] != "iam" {
-		return ""
-	}
-	return parts[4]
-}

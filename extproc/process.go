@@ -20,7 +20,9 @@ import (
 	"github.com/tenantgate/tenantgate/internal/bedrockpath"
 	"github.com/tenantgate/tenantgate/internal/config"
 	"github.com/tenantgate/tenantgate/internal/identity"
+	"github.com/tenantgate/tenantgate/internal/logging"
 	"github.com/tenantgate/tenantgate/internal/sigv4sign"
+	"github.com/tenantgate/tenantgate/internal/store/validate"
 	"github.com/tenantgate/tenantgate/internal/tenant"
 )
 
@@ -33,9 +35,12 @@ const (
 
 // streamState carries one request from its headers to its body.
 type streamState struct {
-	pending  *pending
-	done     bool
-	response responseState
+	// requestID is Envoy's x-request-id of the stream's request: every log
+	// line of the stream carries it (logging.WithRequestID).
+	requestID string
+	pending   *pending
+	done      bool
+	response  responseState
 }
 
 // pending is a request whose headers were accepted and whose body is awaited.
@@ -90,6 +95,10 @@ var bufferedMode = &filterv3.ProcessingMode{
 }
 
 func (s *Server) handle(ctx context.Context, st *streamState, req *extprocv3.ProcessingRequest) *extprocv3.ProcessingResponse {
+	if h := req.GetRequestHeaders(); h != nil && st.requestID == "" {
+		st.requestID = requestID(h.GetHeaders())
+	}
+	ctx = logging.WithRequestID(ctx, st.requestID)
 	switch r := req.GetRequest().(type) {
 	case *extprocv3.ProcessingRequest_RequestHeaders:
 		return watchResponses(s.onHeaders(ctx, st, req, r.RequestHeaders))
@@ -144,8 +153,8 @@ func (s *Server) onHeaders(ctx context.Context, st *streamState, req *extprocv3.
 			return fail(newReject(413, "body_too_large", fmt.Sprintf("request body exceeds %d bytes", s.cfg.MaxBodyBytes)), kindNone, "")
 		}
 	}
-	if op.Op.Async() && s.cfg.AsyncInvoke == config.AsyncInvokeDeny {
-		return fail(errAsync(), kindNone, "")
+	if rej := s.asyncRule(op.Op, ""); rej != nil {
+		return fail(rej, kindNone, "")
 	}
 	unlisted, rej := s.screenBedrockHeaders(ctx, id.Tier, hdrs)
 	if rej != nil {
@@ -155,10 +164,8 @@ func (s *Server) onHeaders(ctx context.Context, st *streamState, req *extprocv3.
 	if rej != nil {
 		return fail(rej, ch.kind, ch.region)
 	}
-	if op.Op.Async() && s.cfg.AsyncInvoke != config.AsyncInvokeAllow && ch.kind != KindTenant {
-		// On the shared platform identity, async jobs of every tenant
-		// would be listed, read and started under one account.
-		return fail(errAsync(), ch.kind, ch.region)
+	if rej := s.asyncRule(op.Op, ch.kind); rej != nil {
+		return fail(rej, ch.kind, ch.region)
 	}
 	p := &pending{method: method, path: path, headers: hdrs, op: op, tier: id.Tier, choice: ch, start: start, unlisted: unlisted}
 	if op.Op == bedrockpath.StartAsyncInvoke && h.GetEndOfStream() {
@@ -207,7 +214,13 @@ func (s *Server) onBody(ctx context.Context, st *streamState, b *extprocv3.HttpB
 		st.done, st.pending = true, nil
 		return s.immediate(ctx, errTrailers(), p.choice.kind, p.choice.region)
 	}
-	p.body = append(p.body, b.GetBody()...)
+	if len(p.body) == 0 {
+		// The whole buffered body arrives in this one message, which
+		// nothing else holds: keep it rather than copy up to 10 MiB.
+		p.body = b.GetBody()
+	} else {
+		p.body = append(p.body, b.GetBody()...)
+	}
 	st.pending = nil
 	if rej := s.checkBodyModel(p); rej != nil {
 		st.done = true
@@ -246,6 +259,22 @@ func (s *Server) checkBodyModel(p *pending) *reject {
 	return s.placeBodyModel(p)
 }
 
+// asyncRule refuses async-invoke operations per extproc.async_invoke: deny
+// refuses them all; tenant_only refuses them unless the signer (kind, once
+// known; "" before routing) is the tenant's own role. On the shared
+// platform identity, async jobs of every tenant would be listed, read and
+// started under one account.
+func (s *Server) asyncRule(op bedrockpath.Operation, kind string) *reject {
+	if !op.Async() {
+		return nil
+	}
+	if s.cfg.AsyncInvoke == config.AsyncInvokeDeny ||
+		(kind != "" && s.cfg.AsyncInvoke != config.AsyncInvokeAllow && kind != KindTenant) {
+		return errAsync()
+	}
+	return nil
+}
+
 func errAsync() *reject {
 	return newReject(403, "async_invoke_not_allowed", "async invocation is not allowed for this account")
 }
@@ -275,10 +304,77 @@ func (s *Server) identity(req *extprocv3.ProcessingRequest, get func(string) str
 	return identity.FromStruct(md)
 }
 
-// choose picks whose credentials sign the request and in which region.
-func (s *Server) choose(ctx context.Context, id identity.Identity) (choice, *reject) {
-	platform := func() (choice, *reject) {
-		ch := choice{kind: KindPlatform, region: s.cfg.DefaultRegion, account: id.AccountID, awsAccount: s.cfg.PlatformAccountID}
+// routing is whose AWS identity signs a request and where, decided before
+// any credentials are fetched.
+type routing struct {
+	choice
+	route tenant.Route // the tenant's row (KindTenant)
+	// fallback is why an enterprise tenant is signed by the platform
+	// (no_route, route_disabled); "" otherwise.
+	fallback string
+}
+
+// decideRouting applies the routing rules to a verified tenant: platform
+// for non-enterprise tenants; the tenant's enabled route with its region for
+// enterprise tenants; without one, extproc.enterprise_without_route decides.
+// It calls no AWS API; explain runs it as it is.
+func (s *Server) decideRouting(ctx context.Context, id identity.Identity) (routing, *reject) {
+	platform := routing{choice: choice{kind: KindPlatform, region: s.cfg.DefaultRegion, account: id.AccountID, awsAccount: s.cfg.PlatformAccountID}}
+	if !id.Enterprise {
+		return platform, nil
+	}
+	route, err := s.routes.Route(ctx, id.AccountID)
+	switch {
+	case errors.Is(err, tenant.ErrNotFound):
+		route = tenant.Route{}
+	case err != nil:
+		s.log.ErrorContext(ctx, "routing lookup failed", "account_id", id.AccountID, "error", err)
+		return routing{choice: choice{kind: KindTenant, account: id.AccountID}}, newReject(503, "unavailable", "tenant routing is temporarily unavailable")
+	}
+	if !route.Enabled || route.RoleARN == "" {
+		reason := "no_route"
+		if route.RoleARN != "" {
+			reason = "route_disabled"
+		}
+		if s.cfg.EnterpriseWithoutRoute != config.NoRoutePlatform {
+			return routing{choice: choice{kind: kindNone, account: id.AccountID}, route: route, fallback: reason},
+				newReject(403, "no_tenant_route", "no enabled Bedrock routing for this account")
+		}
+		platform.route, platform.fallback = route, reason
+		return platform, nil
+	}
+	region := route.Region
+	if region == "" {
+		region = s.cfg.DefaultRegion
+	}
+	rt := routing{choice: choice{kind: KindTenant, region: region, account: id.AccountID, awsAccount: validate.RoleAccount(route.RoleARN)}, route: route}
+	if !config.ValidRegion(region) {
+		// The region becomes part of the upstream host: never trust a
+		// malformed one.
+		s.log.ErrorContext(ctx, "routing row has an invalid region", "account_id", id.AccountID)
+		rt.region = ""
+		return rt, newReject(502, "tenant_credentials_unavailable", "tenant routing is misconfigured")
+	}
+	return rt, nil
+}
+
+// choose picks whose credentials sign the request and in which region, and
+// writes the audit line of an enterprise tenant's routing decision.
+func (s *Server) choose(ctx context.Context, id identity.Identity) (ch choice, rej *reject) {
+	rt, rej := s.decideRouting(ctx, id)
+	if id.Enterprise {
+		defer func() { s.auditRouting(ctx, rt, ch, rej) }()
+	}
+	if rej != nil {
+		return rt.choice, rej
+	}
+	ch = rt.choice
+	if ch.kind == KindPlatform {
+		if rt.fallback != "" {
+			s.fallbacks.WithLabelValues(rt.fallback).Inc()
+			s.log.WarnContext(ctx, "enterprise tenant signed with platform credentials (extproc.enterprise_without_route: platform)",
+				slog.String("account_id", id.AccountID), slog.String("reason", rt.fallback))
+		}
 		creds, err := s.platform.Retrieve(ctx)
 		if err != nil {
 			s.log.ErrorContext(ctx, "platform credentials unavailable", "account_id", id.AccountID, "error", err)
@@ -287,52 +383,41 @@ func (s *Server) choose(ctx context.Context, id identity.Identity) (choice, *rej
 		ch.creds = creds
 		return ch, nil
 	}
-	if !id.Enterprise {
-		return platform()
-	}
-	route, err := s.routes.Route(ctx, id.AccountID)
-	switch {
-	case errors.Is(err, tenant.ErrNotFound):
-		route = tenant.Route{}
-	case err != nil:
-		s.log.ErrorContext(ctx, "routing lookup failed", "account_id", id.AccountID, "error", err)
-		return choice{kind: KindTenant, account: id.AccountID}, newReject(503, "unavailable", "tenant routing is temporarily unavailable")
-	}
-	if !route.Enabled || route.RoleARN == "" {
-		if s.cfg.EnterpriseWithoutRoute != config.NoRoutePlatform {
-			return choice{kind: kindNone, account: id.AccountID}, newReject(403, "no_tenant_route", "no enabled Bedrock routing for this account")
-		}
-		reason := "no_route"
-		if route.RoleARN != "" {
-			reason = "route_disabled"
-		}
-		s.fallbacks.WithLabelValues(reason).Inc()
-		s.log.WarnContext(ctx, "enterprise tenant signed with platform credentials (extproc.enterprise_without_route: platform)",
-			slog.String("account_id", id.AccountID), slog.String("reason", reason))
-		return platform()
-	}
-	region := route.Region
-	if region == "" {
-		region = s.cfg.DefaultRegion
-	}
-	ch := choice{kind: KindTenant, region: region, account: id.AccountID, awsAccount: roleAccount(route.RoleARN)}
-	if !config.ValidRegion(region) {
-		// The region becomes part of the upstream host: never trust a
-		// malformed one.
-		s.log.ErrorContext(ctx, "routing row has an invalid region", "account_id", id.AccountID)
-		ch.region = ""
-		return ch, newReject(502, "tenant_credentials_unavailable", "tenant routing is misconfigured")
-	}
-	creds, err := s.creds.Credentials(ctx, route, region)
+	creds, err := s.creds.Credentials(ctx, rt.route, ch.region)
 	if err != nil {
 		if errors.Is(err, awscreds.ErrRoleDenied) {
 			return ch, newReject(403, "tenant_role_denied", "the tenant's AWS role refused access")
 		}
-		s.log.WarnContext(ctx, "tenant credentials unavailable", "account_id", id.AccountID, "region", region, "error", err)
+		s.log.WarnContext(ctx, "tenant credentials unavailable", "account_id", id.AccountID, "region", ch.region, "error", err)
 		return ch, newReject(502, "tenant_credentials_unavailable", "tenant AWS credentials are unavailable")
 	}
 	ch.creds = creds
 	return ch, nil
+}
+
+// auditRouting writes the one audit line of an enterprise tenant's routing
+// decision: the account, the AWS account id of the route's role, the region
+// and the decision (tenant_role, platform_fallback or the refusal's code).
+// Never the ExternalId or any credential.
+func (s *Server) auditRouting(ctx context.Context, rt routing, ch choice, rej *reject) {
+	decision := "tenant_role"
+	switch {
+	case rej != nil:
+		decision = "refused:" + rej.code
+	case ch.kind == KindPlatform:
+		decision = "platform_fallback"
+	}
+	attrs := []slog.Attr{
+		slog.Bool("audit", true),
+		slog.String("account_id", rt.account),
+		slog.String("role_aws_account_id", validate.RoleAccount(rt.route.RoleARN)),
+		slog.String("region", ch.region),
+		slog.String("decision", decision),
+	}
+	if rt.fallback != "" {
+		attrs = append(attrs, slog.String("route", rt.fallback))
+	}
+	s.log.LogAttrs(ctx, slog.LevelInfo, "enterprise routing decision", attrs...)
 }
 
 // sign signs p with payloadHash and returns the header mutation to apply.
@@ -465,6 +550,19 @@ func headerMap(hm *corev3.HeaderMap) map[string][]string {
 		out[k] = append(out[k], v)
 	}
 	return out
+}
+
+// requestID returns Envoy's x-request-id among hm ("" when absent).
+func requestID(hm *corev3.HeaderMap) string {
+	for _, h := range hm.GetHeaders() {
+		if strings.EqualFold(h.GetKey(), "x-request-id") {
+			if raw := h.GetRawValue(); len(raw) > 0 {
+				return string(raw)
+			}
+			return h.GetValue()
+		}
+	}
+	return ""
 }
 
 func first(hdrs map[string][]string, name string) string {

@@ -22,6 +22,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/tenantgate/tenantgate/internal/config"
+	"github.com/tenantgate/tenantgate/internal/logging"
 	"github.com/tenantgate/tenantgate/internal/sigv4sign"
 	"github.com/tenantgate/tenantgate/internal/tenant"
 )
@@ -165,6 +166,9 @@ func New(opts Options, routes RouteStore, creds TenantCredentials) (*Server, err
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
+	// Every line logged while handling a request carries its x-request-id,
+	// as ext_authz's decision line does.
+	s.log = slog.New(logging.RequestIDHandler(s.log.Handler()))
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -202,7 +206,7 @@ func (s *Server) Process(stream extprocv3.ExternalProcessor_ProcessServer) error
 			if errors.Is(err, io.EOF) || ctx.Err() != nil || status.Code(err) == codes.Canceled {
 				return nil
 			}
-			s.log.WarnContext(ctx, "ext_proc receive failed", "error", err)
+			s.log.WarnContext(logging.WithRequestID(ctx, st.requestID), "ext_proc receive failed", "error", err)
 			return fmt.Errorf("extproc: receive: %w", err)
 		}
 		resp := s.handle(ctx, st, req)
@@ -210,7 +214,7 @@ func (s *Server) Process(stream extprocv3.ExternalProcessor_ProcessServer) error
 			if ctx.Err() != nil || status.Code(err) == codes.Canceled {
 				return nil
 			}
-			s.log.WarnContext(ctx, "ext_proc send failed", "error", err)
+			s.log.WarnContext(logging.WithRequestID(ctx, st.requestID), "ext_proc send failed", "error", err)
 			return fmt.Errorf("extproc: send: %w", err)
 		}
 	}

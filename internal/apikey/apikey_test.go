@@ -48,6 +48,9 @@ func TestParse(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			if IsKey(tt.header) != (tt.err == nil) {
+				t.Errorf("IsKey = %v, want %v", !(tt.err == nil), tt.err == nil)
+			}
 			pk, sk, err := Parse(tt.header)
 			if !errors.Is(err, tt.err) || (err == nil) != (tt.err == nil) {
 				t.Fatalf("err = %v, want %v", err, tt.err)

@@ -246,6 +246,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 		GRPCSocketMode: socketMode,
 		GRPCTLS:        grpcTLS,
 		HTTPListen:     c.Server.HTTPListen,
+		PprofListen:    c.Server.PprofListen,
 		ShutdownGrace:  c.Server.ShutdownGrace.D(),
 		ShutdownDrain:  c.Server.Drain(),
 		ReadyInterval:  opts.ReadyInterval,

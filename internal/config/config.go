@@ -60,6 +60,11 @@ type Server struct {
 	ConfigPoll *Duration `yaml:"config_poll"`
 	LogLevel   string    `yaml:"log_level"`  // debug, info, warn, error; default info
 	LogFormat  string    `yaml:"log_format"` // json or text; default json
+	// PprofListen serves net/http/pprof (CPU, heap, goroutine profiles) on
+	// this loopback host:port, on a listener of its own, when set. Off by
+	// default; an address beyond loopback is refused (profiles expose
+	// memory contents).
+	PprofListen string `yaml:"pprof_listen"`
 }
 
 // DefaultShutdownDrain is server.shutdown_drain's default: longer than the
@@ -259,6 +264,15 @@ func (c *Config) Validate() error {
 	}
 	if c.Server.GRPCListen == c.Server.HTTPListen && !strings.HasSuffix(c.Server.GRPCListen, ":0") {
 		errs = append(errs, fmt.Errorf("server: grpc_listen and http_listen are both %q", c.Server.GRPCListen))
+	}
+	if c.Server.PprofListen != "" {
+		if ok, err := isLoopbackListen(c.Server.PprofListen); err != nil || !ok {
+			errs = append(errs, fmt.Errorf("server.pprof_listen: %q is not a loopback host:port (profiles expose memory contents)", c.Server.PprofListen))
+		}
+		if c.Server.PprofListen == c.Server.HTTPListen || c.Server.PprofListen == c.Server.GRPCListen {
+			errs = append(errs, fmt.Errorf("server: pprof_listen and %s are both %q",
+				map[bool]string{true: "http_listen", false: "grpc_listen"}[c.Server.PprofListen == c.Server.HTTPListen], c.Server.PprofListen))
+		}
 	}
 	errs = append(errs, c.Server.validateGRPC()...)
 	errs = append(errs, c.Store.validate()...)

@@ -43,6 +43,12 @@ func TestGRPCListenValidation(t *testing.T) {
 		{"socket mode too large", "grpc_socket_mode: '1777'", `server.grpc_socket_mode: "1777" is not an octal permission`},
 		{"no port", "grpc_listen: '9191'", `server.grpc_listen: "9191" is neither host:port nor unix:/path`},
 		{"bad port", "grpc_listen: '127.0.0.1:http'", `server.grpc_listen: "127.0.0.1:http" is neither host:port nor unix:/path`},
+		{"pprof on loopback", "pprof_listen: '127.0.0.1:6060'", ""},
+		{"pprof on localhost", "pprof_listen: 'localhost:6060'", ""},
+		{"pprof on all interfaces", "pprof_listen: ':6060'", `server.pprof_listen: ":6060" is not a loopback host:port`},
+		{"pprof on a private address", "pprof_listen: '10.0.0.5:6060'", `server.pprof_listen: "10.0.0.5:6060" is not a loopback host:port`},
+		{"pprof on a socket", "pprof_listen: 'unix:/tmp/p.sock'", `server.pprof_listen: "unix:/tmp/p.sock" is not a loopback host:port`},
+		{"pprof on the http port", "http_listen: '127.0.0.1:9192', pprof_listen: '127.0.0.1:9192'", `server: pprof_listen and http_listen are both "127.0.0.1:9192"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

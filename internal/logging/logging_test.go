@@ -2,7 +2,9 @@ package logging
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"log/slog"
 	"strings"
 	"testing"
 )
@@ -56,5 +58,41 @@ func TestNew(t *testing.T) {
 				t.Errorf("error record missing: %q", line)
 			}
 		})
+	}
+}
+
+func TestRequestIDHandler(t *testing.T) {
+	tests := []struct {
+		name string
+		ctx  context.Context
+		want string
+	}{
+		{"with id", WithRequestID(context.Background(), "abc-123"), `"request_id":"abc-123"`},
+		{"without id", context.Background(), ""},
+		{"empty id", WithRequestID(context.Background(), ""), ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var buf bytes.Buffer
+			log := slog.New(RequestIDHandler(slog.NewJSONHandler(&buf, nil))).With("component", "extproc")
+			log.InfoContext(tt.ctx, "line", "k", "v")
+			out := buf.String()
+			if tt.want != "" && !strings.Contains(out, tt.want) {
+				t.Errorf("got %s, want %s", out, tt.want)
+			}
+			if tt.want == "" && strings.Contains(out, "request_id") {
+				t.Errorf("got %s, want no request_id", out)
+			}
+			if !strings.Contains(out, `"component":"extproc"`) {
+				t.Errorf("With attributes lost: %s", out)
+			}
+		})
+	}
+	// Wrapping twice adds the id once.
+	var buf bytes.Buffer
+	h := RequestIDHandler(RequestIDHandler(slog.NewJSONHandler(&buf, nil)))
+	slog.New(h).InfoContext(WithRequestID(context.Background(), "x"), "line")
+	if n := strings.Count(buf.String(), "request_id"); n != 1 {
+		t.Errorf("%d request_id attributes: %s", n, buf.String())
 	}
 }

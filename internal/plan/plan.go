@@ -95,22 +95,33 @@ func (c *Catalog) Unknown(tiers []string) []string {
 // special meaning: every model, including ARNs (which contain '/'). An empty
 // model id is never allowed.
 func (c *Catalog) ModelAllowed(tier, modelID string) bool {
+	_, ok := c.ModelRule(tier, modelID)
+	return ok
+}
+
+// Rule is the plan rule that allows a model: the glob and whether it came
+// from plans.default_models (the tier has no list of its own).
+type Rule struct {
+	Glob    string `json:"glob"`
+	Default bool   `json:"default_models"`
+}
+
+// ModelRule returns the first glob of tier's list (or of the default list)
+// that allows modelID, with ModelAllowed's rules; false when none does.
+func (c *Catalog) ModelRule(tier, modelID string) (Rule, bool) {
 	if modelID == "" {
-		return false
+		return Rule{}, false
 	}
 	globs, ok := c.models[tier]
 	if !ok {
 		globs = c.defaultModels
 	}
 	for _, g := range globs {
-		if g == "*" {
-			return true
-		}
-		if matchModel(g, modelID) {
-			return true
+		if g == "*" || matchModel(g, modelID) {
+			return Rule{Glob: g, Default: !ok}, true
 		}
 	}
-	return false
+	return Rule{}, false
 }
 
 // CreditsOK reports whether the billing gate lets the account call models.

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"sort"
 	"sync"
@@ -46,6 +47,9 @@ type Options struct {
 	// MutualTLS.Config); nil serves plaintext gRPC.
 	GRPCTLS    *tls.Config
 	HTTPListen string // e.g. "127.0.0.1:9192"
+	// PprofListen, when set, serves net/http/pprof on a listener of its own
+	// (config validation keeps it on loopback); empty serves no profiles.
+	PprofListen string
 	// ShutdownGrace bounds the gRPC drain; calls still running after it are
 	// cancelled (default 20s).
 	ShutdownGrace time.Duration
@@ -80,9 +84,11 @@ type Server struct {
 	grpc   *grpc.Server
 	health *health.Server
 	http   *http.Server
+	pprof  *http.Server // nil unless Options.PprofListen
 
-	grpcLis net.Listener
-	httpLis net.Listener
+	grpcLis  net.Listener
+	httpLis  net.Listener
+	pprofLis net.Listener
 
 	draining atomic.Bool
 	ready    atomic.Bool
@@ -172,6 +178,21 @@ func New(opts Options) (*Server, error) {
 		s.grpcLis.Close()
 		return nil, fmt.Errorf("server: http listen %s: %w", opts.HTTPListen, err)
 	}
+	if opts.PprofListen != "" {
+		if s.pprofLis, err = net.Listen("tcp", opts.PprofListen); err != nil {
+			s.grpcLis.Close()
+			s.httpLis.Close()
+			return nil, fmt.Errorf("server: pprof listen %s: %w", opts.PprofListen, err)
+		}
+		pm := http.NewServeMux()
+		pm.HandleFunc("/debug/pprof/", pprof.Index)
+		pm.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		pm.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		pm.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		pm.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		// A CPU profile or trace runs for its ?seconds=; no write timeout.
+		s.pprof = &http.Server{Handler: pm, ReadHeaderTimeout: 5 * time.Second}
+	}
 	return s, nil
 }
 
@@ -199,11 +220,22 @@ func (s *Server) GRPCAddr() net.Addr { return s.grpcLis.Addr() }
 // HTTPAddr is the bound HTTP address.
 func (s *Server) HTTPAddr() net.Addr { return s.httpLis.Addr() }
 
+// PprofAddr is the bound pprof address, nil when profiling is off.
+func (s *Server) PprofAddr() net.Addr {
+	if s.pprofLis == nil {
+		return nil
+	}
+	return s.pprofLis.Addr()
+}
+
 // Close releases the listeners of a Server that was never served.
 func (s *Server) Close() {
 	s.serveOnce.Do(func() {
 		s.grpcLis.Close()
 		s.httpLis.Close()
+		if s.pprofLis != nil {
+			s.pprofLis.Close()
+		}
 	})
 }
 
@@ -230,6 +262,11 @@ func (s *Server) Serve(ctx context.Context) error {
 			errc <- fmt.Errorf("server: http: %w", err)
 		}
 	}()
+	if s.pprof != nil {
+		s.log.Warn("pprof profiling endpoints enabled", slog.String("addr", s.pprofLis.Addr().String()))
+		go func() { _ = s.pprof.Serve(s.pprofLis) }()
+		defer s.pprof.Close()
+	}
 	pollCtx, stopPoll := context.WithCancel(ctx)
 	polled := make(chan struct{})
 	go func() {

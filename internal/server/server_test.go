@@ -452,3 +452,33 @@ func TestDrainKeepsServingWhileNotServing(t *testing.T) {
 		t.Error("drain not logged")
 	}
 }
+
+// TestPprofOptIn: profiling endpoints exist only on their own listener, and
+// only when PprofListen is set; the metrics listener never serves them.
+func TestPprofOptIn(t *testing.T) {
+	off := start(t, Options{}, nil)
+	if off.srv.PprofAddr() != nil {
+		t.Fatalf("PprofAddr = %v without PprofListen", off.srv.PprofAddr())
+	}
+	if code, _ := off.get(t, "/debug/pprof/"); code != http.StatusNotFound {
+		t.Fatalf("metrics listener /debug/pprof/ = %d, want 404", code)
+	}
+
+	on := start(t, Options{PprofListen: "127.0.0.1:0"}, nil)
+	if code, _ := on.get(t, "/debug/pprof/"); code != http.StatusNotFound {
+		t.Fatalf("metrics listener /debug/pprof/ = %d with pprof on, want 404", code)
+	}
+	addr := on.srv.PprofAddr()
+	if addr == nil {
+		t.Fatal("PprofAddr = nil with PprofListen set")
+	}
+	resp, err := http.Get("http://" + addr.String() + "/debug/pprof/goroutine?debug=1")
+	if err != nil {
+		t.Fatalf("pprof: %v", err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(b), "goroutine profile:") {
+		t.Fatalf("pprof goroutine = %d %.200s", resp.StatusCode, b)
+	}
+}

@@ -2,6 +2,7 @@ package servicetoken
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"strings"
 	"testing"
@@ -236,6 +237,62 @@ func FuzzVerify(f *testing.F) {
 		}
 		if err != nil && !errors.Is(err, ErrInvalid) {
 			t.Fatalf("unexpected error class: %v", err)
+		}
+	})
+}
+
+// looksLikeServiceRoleReference is LooksLikeServiceRole as it was before its
+// fast path: the full unverified parse of every token.
+func looksLikeServiceRoleReference(token string) bool {
+	if strings.Count(token, ".") != 2 || len(token) > 16<<10 {
+		return false
+	}
+	var c claims
+	if _, _, err := jwt.NewParser().ParseUnverified(token, &c); err != nil {
+		return false
+	}
+	return c.Role == RoleServiceRole
+}
+
+// TestLooksLikeServiceRoleFastPath: a user's bearer token is routed without
+// a JSON parse (it runs on every request), and the answer never differs
+// from the full unverified parse, escaped role names included.
+func TestLooksLikeServiceRoleFastPath(t *testing.T) {
+	b64 := func(s string) string { return base64.RawURLEncoding.EncodeToString([]byte(s)) }
+	hdr := b64(`{"alg":"HS256","typ":"JWT"}`)
+	user := sign(t, jwt.SigningMethodHS256, []byte("x"), jwt.MapClaims{
+		"sub": "11111111-1111-4111-8111-111111111111", "role": "authenticated", "aud": "authenticated",
+		"iss": "https://project.supabase.co/auth/v1", "exp": 4102444800, "email": "a@example.test",
+	})
+	tokens := map[string]string{
+		"user":                  user,
+		"service role":          sign(t, jwt.SigningMethodHS256, []byte("x"), legacy(nil)),
+		"escaped role":          hdr + "." + b64(`{"role":"service\u005frole"}`) + ".sig",
+		"role in another claim": hdr + "." + b64(`{"role":"anon","note":"service_role"}`) + ".sig",
+		"bad header":            "!!." + b64(`{"role":"service_role"}`) + ".sig",
+		"header not json":       b64("x") + "." + b64(`{"role":"service_role"}`) + ".sig",
+		"payload not json":      hdr + "." + b64(`service_role`) + ".sig",
+		"padded payload":        hdr + "." + base64.URLEncoding.EncodeToString([]byte(`{"role":"service_role"}`)) + ".sig",
+		"role not a string":     hdr + "." + b64(`{"role":["service_role"]}`) + ".sig",
+		"empty":                 "..",
+	}
+	for name, tok := range tokens {
+		if got, want := LooksLikeServiceRole(tok), looksLikeServiceRoleReference(tok); got != want {
+			t.Errorf("%s: got %v, the full parse says %v", name, got, want)
+		}
+	}
+	if n := testing.AllocsPerRun(100, func() { _ = LooksLikeServiceRole(user) }); n > 1 {
+		t.Errorf("a user token costs %.0f allocations, want at most 1 (the decoded payload)", n)
+	}
+}
+
+func FuzzLooksLikeServiceRole(f *testing.F) {
+	f.Add(sign(f, jwt.SigningMethodHS256, []byte("x"), legacy(nil)))
+	f.Add("eyJhbGciOiJub25lIn0.eyJyb2xlIjoic2VydmljZV9yb2xlIn0.")
+	f.Add("eyJhbGciOiJub25lIn0.eyJyb2xlIjoic2VydmljZVx1MDA1ZnJvbGUifQ.x")
+	f.Fuzz(func(t *testing.T, token string) {
+		if got, want := LooksLikeServiceRole(token), looksLikeServiceRoleReference(token); got != want {
+			t.Fatalf("LooksLikeServiceRole(%q) = %v, the full parse says %v", token, got, want)
 		}
 	})
 }

@@ -95,6 +95,13 @@ type Options struct {
 	// benchmarks and the demo are never throttled by the shipped
 	// per-instance limit. Tests of the limit set a small bucket.
 	EnvoyRateLimit *TokenBucket
+	// TenantgateLogLevel is tenantgate's server.log_level; empty means
+	// "debug" (tests read the decision lines). Benchmarks use "info", the
+	// shipped default.
+	TenantgateLogLevel string
+	// TenantgatePprof, when set, is tenantgate's server.pprof_listen (a
+	// loopback host:port serving net/http/pprof; replica 0 only).
+	TenantgatePprof string
 }
 
 // Stack is a running local stack.
@@ -399,9 +406,17 @@ func (s *Stack) writeTenantgateConfig() error {
 // replica's own server section.
 func (s *Stack) writeReplicaConfigs() error {
 	for i, r := range s.Replicas {
+		level := s.opts.TenantgateLogLevel
+		if level == "" {
+			level = "debug"
+		}
 		server := map[string]any{
-			"grpc_listen": r.GRPC, "http_listen": r.HTTP, "log_level": "debug", "log_format": "json",
+			"grpc_listen": r.GRPC, "http_listen": r.HTTP, "log_level": level, "log_format": "json",
 			"shutdown_grace": "2s", "shutdown_drain": s.opts.ShutdownDrain.String(),
+		}
+		if s.opts.TenantgatePprof != "" && i == 0 {
+			// One address: only replica 0 serves profiles.
+			server["pprof_listen"] = s.opts.TenantgatePprof
 		}
 		switch s.TenantgateLink {
 		case LinkMTLS:
@@ -546,6 +561,17 @@ func waitGRPCServing(ctx context.Context, p *proc, addr string, creds credential
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// TenantgatePID is the process id of the running tenantgate (replica 0),
+// 0 when it is not running.
+func (s *Stack) TenantgatePID() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.tenantgates) == 0 || s.tenantgates[0] == nil || s.tenantgates[0].cmd.Process == nil {
+		return 0
+	}
+	return s.tenantgates[0].cmd.Process.Pid
 }
 
 // StopTenantgate stops every tenantgate replica (Envoy keeps running:

@@ -148,6 +148,21 @@ func newListenGauge(reg prometheus.Registerer) (prometheus.Gauge, error) {
 // accounts without a plan. It opens the backend without cache or listener
 // and closes it before returning; it is for operator checks, not requests.
 func Tiers(ctx context.Context, cfg config.Store) ([]string, error) {
+	b, err := OpenDirect(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer b.Close()
+	return b.(interface {
+		Tiers(context.Context) ([]string, error)
+	}).Tiers(ctx)
+}
+
+// OpenDirect opens the configured backend (PostgreSQL with one connection,
+// a tenants file read once, or the embedded demo tenants) without cache,
+// listener or reloading: every lookup reads the source. It is for one-shot
+// operator commands (check-config, explain), not for serving.
+func OpenDirect(ctx context.Context, cfg config.Store) (Store, error) {
 	kind, err := cfg.Kind()
 	if err != nil {
 		return nil, err
@@ -158,8 +173,7 @@ func Tiers(ctx context.Context, cfg config.Store) ([]string, error) {
 		if err != nil {
 			return nil, fmt.Errorf("store: %w", err)
 		}
-		defer pg.Close()
-		return pg.Tiers(ctx)
+		return pg, nil
 	case config.StoreTenantsFile:
 		data, err := os.ReadFile(cfg.TenantsFile)
 		if err != nil {
@@ -169,13 +183,13 @@ func Tiers(ctx context.Context, cfg config.Store) ([]string, error) {
 		if err != nil {
 			return nil, fmt.Errorf("store: %s: %w", cfg.TenantsFile, err)
 		}
-		return fs.Tiers(ctx)
+		return fs, nil
 	default:
 		fs, err := filestore.Load(filestore.DefaultTenants)
 		if err != nil {
 			return nil, fmt.Errorf("store: embedded demo tenants: %w", err)
 		}
-		return fs.Tiers(ctx)
+		return fs, nil
 	}
 }
 

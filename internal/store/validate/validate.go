@@ -39,6 +39,15 @@ func NormalizeUUID(s string) (string, bool) {
 // The database enforces the same pattern.
 func RoleARN(s string) bool { return roleARNRe.MatchString(s) }
 
+// RoleAccount returns the AWS account id of an IAM role ARN, "" when s is
+// not one.
+func RoleAccount(s string) string {
+	if !RoleARN(s) {
+		return ""
+	}
+	return strings.SplitN(s, ":", 6)[4]
+}
+
 // ExternalID reports whether s is a valid STS ExternalId.
 func ExternalID(s string) bool {
 	return len(s) >= 2 && len(s) <= 1224 && externalIDRe.MatchString(s)

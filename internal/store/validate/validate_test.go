@@ -118,3 +118,17 @@ func TestRoute(t *testing.T) {
 		})
 	}
 }
+
+func TestRoleAccount(t *testing.T) {
+	for in, want := range map[string]string{
+		"arn:aws:iam::111122223333:role/Acme":          "111122223333",
+		"arn:aws-us-gov:iam::444455556666:role/p/Name": "444455556666",
+		"arn:aws:iam::111122223333:user/alice":         "",
+		"arn:aws:sts::111122223333:assumed-role/a/b":   "",
+		"": "",
+	} {
+		if got := RoleAccount(in); got != want {
+			t.Errorf("RoleAccount(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
