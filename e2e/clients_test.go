@@ -15,12 +15,6 @@ import (
 	"github.com/tenantgate/tenantgate/internal/stack"
 )
 
-// awsErrorsReady turns on the checks of the AWS error names that the SDKs
-// show for denials (boto3/AWS CLI error code, JS SDK error.name). They need
-// tenantgate to answer denials the way Bedrock does (x-amzn-ErrorType and
-// __type); until then each check skips with "needs AWS-shaped errors".
-const awsErrorsReady = false
-
 // wantErrorName is the AWS error type each denial of the client suite must
 // carry, by tenantgate error code.
 var wantErrorName = map[string]string{
@@ -155,9 +149,6 @@ func checkErrorNames(t *testing.T, report string) {
 				continue
 			}
 			t.Run(key, func(t *testing.T) {
-				if !awsErrorsReady {
-					t.Skip("needs AWS-shaped errors")
-				}
 				if want := wantErrorName[c]; name != want {
 					t.Errorf("%s shows error %q, want %q", client, name, want)
 				}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/url"
 	"os"
@@ -16,8 +17,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime"
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime/types"
+	"github.com/aws/smithy-go"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/tenantgate/tenantgate/internal/apierror"
 	"github.com/tenantgate/tenantgate/internal/stack"
 	"github.com/tenantgate/tenantgate/internal/testpg"
 )
@@ -359,6 +362,7 @@ func runSuite(t *testing.T, st *stack.Stack) {
 			{"no credential", callerOpts{}, stack.DemoModel, 401, "missing_credential"},
 			{"bad token", callerOpts{token: "not.a.jwt"}, stack.DemoModel, 401, "invalid_token"},
 			{"forged HS256 token", callerOpts{token: forged(t, st)}, stack.DemoModel, 401, "invalid_token"},
+			{"expired token", callerOpts{token: expiredToken(t, st)}, stack.DemoModel, 401, "token_expired"},
 			{"not a member", callerOpts{token: carol, headers: acme}, stack.DemoModel, 403, "not_a_member"},
 			{"bad api key", callerOpts{headers: map[string]string{"x-api-key": stack.AcmeAPIKeyPublic + ":sk_wrongSecretKey0000000000000000000"}}, stack.DemoModel, 401, "invalid_api_key"},
 			{"bad api key as bearer", callerOpts{token: stack.AcmeAPIKeyPublic + ":sk_wrongSecretKey000000000000000000"}, stack.DemoModel, 401, "invalid_api_key"},
@@ -491,7 +495,8 @@ func runSuite(t *testing.T, st *stack.Stack) {
 	})
 
 	t.Run("SignOrRefuse", func(t *testing.T) { runSignOrRefuse(t, st, alice, bob) })
-	t.Run("Python", func(t *testing.T) { runPython(t, st, alice, bob) })
+	expired := expiredToken(t, st)
+	t.Run("Python", func(t *testing.T) { runPython(t, st, alice, bob, carol, expired) })
 
 	t.Run("NoCredentialsInLogs", func(t *testing.T) {
 		logs := st.LogTails(64 << 20)
@@ -499,7 +504,7 @@ func runSuite(t *testing.T, st *stack.Stack) {
 			t.Fatal("stack logs not found")
 		}
 		secrets := map[string]string{
-			"alice's token": alice, "bob's token": bob, "carol's token": carol,
+			"alice's token": alice, "bob's token": bob, "carol's token": carol, "expired token": expired,
 			"API key secret": stack.AcmeAPIKeySecret, "HS256 secret": stack.HS256Secret,
 			"platform secret key": stack.PlatformSecretKey,
 		}
@@ -523,10 +528,25 @@ func runSuite(t *testing.T, st *stack.Stack) {
 		if got := statusOf(err); got != 503 {
 			t.Errorf("status %d, want 503", got)
 		}
+		// Envoy's fail-closed answer reads like tenantgate's own 503.
+		var ae smithy.APIError
+		if !errors.As(err, &ae) || ae.ErrorCode() != string(apierror.ServiceUnavailableException) || c.cap.lastErrorCode() != string(apierror.Unavailable) {
+			t.Errorf("SDK error %v (code %q), want ServiceUnavailableException with error %q", err, c.cap.lastErrorCode(), apierror.Unavailable)
+		}
 		if recs := newRecords(st, n); len(recs) != 0 {
 			t.Errorf("requests reached upstream with tenantgate down: %+v", recs)
 		}
 	})
+}
+
+// expiredToken returns alice's token, expired an hour ago.
+func expiredToken(t *testing.T, st *stack.Stack) string {
+	t.Helper()
+	tok, err := st.Token(stack.AliceUserID, -time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
 }
 
 // forged returns a token for alice signed with a key tenantgate does not know.

@@ -17,10 +17,12 @@ import (
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime"
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime/types"
+	"github.com/aws/smithy-go"
 	smithyauth "github.com/aws/smithy-go/auth"
 	"github.com/aws/smithy-go/auth/bearer"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 
+	"github.com/tenantgate/tenantgate/internal/apierror"
 	"github.com/tenantgate/tenantgate/internal/fakeaws/bedrock"
 	"github.com/tenantgate/tenantgate/internal/stack"
 )
@@ -194,6 +196,15 @@ func expectDenied(t *testing.T, c caller, err error, status int, code string) {
 	if code != "" {
 		if got := c.cap.lastErrorCode(); got != code {
 			t.Fatalf("error code = %q, want %q", got, code)
+		}
+		// The SDK reports the catalogued AWS error type.
+		entry, ok := apierror.Lookup(apierror.Code(code))
+		if !ok {
+			t.Fatalf("code %q is not in the catalogue", code)
+		}
+		var ae smithy.APIError
+		if !errors.As(err, &ae) || ae.ErrorCode() != string(entry.Type) || ae.ErrorMessage() == "" {
+			t.Fatalf("SDK error %v, want API error %s with a message", err, entry.Type)
 		}
 	}
 }

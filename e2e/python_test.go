@@ -27,7 +27,8 @@ func python(root string) string {
 func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
 
 // runPython runs the pytest suite in e2e/python against st.
-func runPython(t *testing.T, st *stack.Stack, alice, bob string) {
+// carol belongs to no team; expired is alice's token, expired an hour ago.
+func runPython(t *testing.T, st *stack.Stack, alice, bob, carol, expired string) {
 	root, err := stack.ModuleRoot()
 	if err != nil {
 		t.Fatal(err)
@@ -48,6 +49,8 @@ func runPython(t *testing.T, st *stack.Stack, alice, bob string) {
 		"TG_E2E_CA_BUNDLE="+st.Certs.CA,
 		"TG_E2E_TOKEN_ALICE="+alice,
 		"TG_E2E_TOKEN_BOB="+bob,
+		"TG_E2E_TOKEN_CAROL="+carol,
+		"TG_E2E_TOKEN_EXPIRED="+expired,
 		"TG_E2E_ACME_ACCOUNT="+stack.AcmeAccountID,
 		"TG_E2E_FAKE_ADMIN="+st.FakeAdminURL,
 		"TG_E2E_MODEL="+stack.DemoModel,

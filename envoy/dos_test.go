@@ -1,12 +1,15 @@
 package envoy_test
 
 import (
+	"encoding/json"
 	"fmt"
+	"reflect"
 	"testing"
 
 	"gopkg.in/yaml.v3"
 
 	"github.com/tenantgate/tenantgate/envoy"
+	"github.com/tenantgate/tenantgate/internal/apierror"
 )
 
 // lookup follows path (map keys and list indexes) through a decoded YAML
@@ -229,16 +232,28 @@ func TestShippedLocalRateLimit(t *testing.T) {
 			v, _ := lookup(h, "header", "value")
 			hdrs[fmt.Sprint(k)] = fmt.Sprint(v)
 		}
-		if hdrs["x-amzn-errortype"] != "ThrottlingException" || hdrs["x-tenantgate-error"] != "rate_limited" {
-			t.Errorf("listener %d rate-limit headers = %v, want x-amzn-errortype ThrottlingException and x-tenantgate-error rate_limited", i, hdrs)
+		// The reply is the catalogue's rate_limited: its headers (the
+		// JSON body format supplies content-type) and its body fields.
+		want := apierror.New(apierror.RateLimited)
+		for _, h := range want.Headers() {
+			if h.Name != apierror.HeaderContentType && hdrs[h.Name] != h.Value {
+				t.Errorf("listener %d rate-limit header %s = %q, want %q", i, h.Name, hdrs[h.Name], h.Value)
+			}
+		}
+		if len(hdrs) != len(want.Headers())-1 {
+			t.Errorf("listener %d rate-limit headers %v, want %v", i, hdrs, want.Headers())
 		}
 		mapper, ok := rateLimitMapper(hcm)
 		if !ok {
 			t.Errorf("listener %d: no local_reply_config mapper for the rate limit's replies", i)
 			continue
 		}
-		if msg, _ := lookup(mapper, "body_format_override", "json_format", "message"); msg == nil || msg == "" {
-			t.Errorf("listener %d: rate-limited reply has no JSON message", i)
+		var wantBody map[string]any
+		if err := json.Unmarshal(want.Body(), &wantBody); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := lookup(mapper, "body_format_override", "json_format"); !reflect.DeepEqual(got, wantBody) {
+			t.Errorf("listener %d: rate-limited reply body format %v, want %v", i, got, wantBody)
 		}
 	}
 }

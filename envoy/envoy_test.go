@@ -2,8 +2,10 @@ package envoy_test
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +13,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/tenantgate/tenantgate/envoy"
+	"github.com/tenantgate/tenantgate/internal/apierror"
 	"github.com/tenantgate/tenantgate/internal/stack"
 )
 
@@ -213,9 +216,27 @@ func TestShippedBootstrapSettings(t *testing.T) {
 			}
 			d := domains[0].(string)
 			if d == "*" {
+				// Answered like every tenantgate refusal: the catalogue's
+				// status, body and headers for not_routed.
+				want := apierror.New(apierror.NotRouted)
 				dr := get(t, vh, "routes", 0, "direct_response")
-				if get(t, dr, "status") != 404 || get(t, dr, "body", "inline_string") != `{"error":"not_routed"}` {
-					t.Errorf("catch-all must answer 404 not_routed, got %v", dr)
+				if get(t, dr, "status") != want.Status || get(t, dr, "body", "inline_string") != string(want.Body()) {
+					t.Errorf("catch-all must answer %d %s, got %v", want.Status, want.Body(), dr)
+				}
+				added := map[string]string{}
+				for _, h := range get(t, vh, "response_headers_to_add").([]any) {
+					if get(t, h, "append_action") != "OVERWRITE_IF_EXISTS_OR_ADD" {
+						t.Errorf("catch-all header %v appends", h)
+					}
+					added[get(t, h, "header", "key").(string)] = get(t, h, "header", "value").(string)
+				}
+				for _, h := range want.Headers() {
+					if added[h.Name] != h.Value {
+						t.Errorf("catch-all header %s = %q, want %q", h.Name, added[h.Name], h.Value)
+					}
+				}
+				if len(added) != len(want.Headers()) {
+					t.Errorf("catch-all headers %v, want %v", added, want.Headers())
 				}
 				continue
 			}
@@ -271,6 +292,67 @@ func TestShippedBootstrapSettings(t *testing.T) {
 		tls := get(t, c, "transport_socket", "typed_config")
 		if get(t, tls, "sni") != host || get(t, get(t, tls, "common_tls_context", "validation_context", "match_typed_subject_alt_names").([]any)[0], "matcher", "exact") != host {
 			t.Errorf("cluster %s: sni/SAN must be %s", name, host)
+		}
+	}
+}
+
+// TestLocalRepliesMatchCatalogue: every local reply mapper of every listener
+// answers a catalogued tenantgate code (status, AWS type, message, headers),
+// so Envoy's own refusals read like tenantgate's.
+func TestLocalRepliesMatchCatalogue(t *testing.T) {
+	codeOf := map[string]apierror.Code{
+		"response.code_details == 'local_rate_limited'": apierror.RateLimited,
+		"response.code_details == 'ext_authz_error' || response.code_details == 'overload' || response.code_details.startsWith('ext_proc_error_gRPC_error')": apierror.Unavailable,
+	}
+	var doc map[string]any
+	if err := yaml.Unmarshal(envoy.Bootstrap, &doc); err != nil {
+		t.Fatal(err)
+	}
+	listeners := get(t, doc, "static_resources", "listeners").([]any)
+	for i, l := range listeners {
+		hcm := get(t, l, "filter_chains", 0, "filters", 0, "typed_config")
+		mappers, _ := get(t, hcm, "local_reply_config", "mappers").([]any)
+		seen := map[apierror.Code]bool{}
+		for _, m := range mappers {
+			expr, _ := get(t, m, "filter", "extension_filter", "typed_config", "expression").(string)
+			code, ok := codeOf[expr]
+			if !ok {
+				t.Errorf("listener %d: local reply mapper %q answers no catalogued code", i, expr)
+				continue
+			}
+			seen[code] = true
+			want := apierror.New(code)
+			var wantBody map[string]any
+			if err := json.Unmarshal(want.Body(), &wantBody); err != nil {
+				t.Fatal(err)
+			}
+			if got := get(t, m, "body_format_override", "json_format"); !reflect.DeepEqual(got, wantBody) {
+				t.Errorf("listener %d %s: body %v, want %v", i, code, got, wantBody)
+			}
+			if s := get(t, m, "status_code"); s != nil && s != want.Status {
+				t.Errorf("listener %d %s: status %v, want %d", i, code, s, want.Status)
+			}
+			if code == apierror.RateLimited {
+				continue // its headers come from the local_ratelimit filter (TestShippedLocalRateLimit)
+			}
+			added := map[string]string{}
+			hs, _ := get(t, m, "headers_to_add").([]any)
+			for _, h := range hs {
+				added[get(t, h, "header", "key").(string)] = get(t, h, "header", "value").(string)
+				if get(t, h, "append_action") != "OVERWRITE_IF_EXISTS_OR_ADD" {
+					t.Errorf("listener %d %s: header %v appends", i, code, h)
+				}
+			}
+			for _, h := range want.Headers() {
+				if h.Name != apierror.HeaderContentType && added[h.Name] != h.Value {
+					t.Errorf("listener %d %s: header %s = %q, want %q", i, code, h.Name, added[h.Name], h.Value)
+				}
+			}
+		}
+		for _, c := range codeOf {
+			if !seen[c] {
+				t.Errorf("listener %d: no local reply mapper answers %s", i, c)
+			}
 		}
 	}
 }

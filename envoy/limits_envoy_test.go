@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -24,6 +25,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/tenantgate/tenantgate/envoy"
+	"github.com/tenantgate/tenantgate/internal/apierror"
 	"github.com/tenantgate/tenantgate/internal/stack"
 )
 
@@ -112,6 +114,12 @@ func TestRateLimitThrottlesLikeAWS(t *testing.T) {
 			if errors.As(err, &throttled) || re.HTTPStatusCode() != http.StatusServiceUnavailable {
 				t.Errorf("request %d (within the bucket): status %d %v, want 503 from ext_authz", i, re.HTTPStatusCode(), err)
 			}
+			// Envoy's own fail-closed answer reads like tenantgate's
+			// catalogued unavailable: a ServiceUnavailableException.
+			var unavailable *types.ServiceUnavailableException
+			if !errors.As(err, &unavailable) || unavailable.ErrorMessage() != apierror.New(apierror.Unavailable).Text {
+				t.Errorf("request %d (tenantgate down): %v, want ServiceUnavailableException %q", i, err, apierror.New(apierror.Unavailable).Text)
+			}
 		default:
 			if !errors.As(err, &throttled) || re.HTTPStatusCode() != http.StatusTooManyRequests {
 				t.Fatalf("request %d (bucket empty): status %d %v, want 429 ThrottlingException", i, re.HTTPStatusCode(), err)
@@ -132,18 +140,25 @@ func TestRateLimitThrottlesLikeAWS(t *testing.T) {
 	}
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)
-	var body struct{ Error, Message string }
+	var body struct {
+		Type    string `json:"__type"`
+		Error   string `json:"error"`
+		Message string `json:"message"`
+	}
 	if err := json.Unmarshal(raw, &body); err != nil {
 		t.Errorf("body %q is not JSON: %v", raw, err)
 	}
+	want := apierror.New(apierror.RateLimited)
 	checks := []struct{ what, got, want string }{
 		{"protocol", resp.Proto, "HTTP/1.1"},
 		{"status", fmt.Sprint(resp.StatusCode), "429"},
 		{"x-amzn-errortype", resp.Header.Get("x-amzn-errortype"), "ThrottlingException"},
 		{"x-tenantgate-error", resp.Header.Get("x-tenantgate-error"), "rate_limited"},
 		{"content-type", resp.Header.Get("content-type"), "application/json"},
+		{"retry-after", resp.Header.Get("retry-after"), want.RetryAfter},
+		{"body __type", body.Type, string(want.Type)},
 		{"body error", body.Error, "rate_limited"},
-		{"body message", body.Message, "Too many requests"},
+		{"body message", body.Message, want.Text},
 	}
 	for _, c := range checks {
 		if c.got != c.want {
@@ -219,8 +234,14 @@ func TestOverloadManagerRefusesRequests(t *testing.T) {
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusServiceUnavailable || string(body) != "envoy overloaded" {
-		t.Errorf("under overload: %d %v %q, want 503 from the overload manager", resp.StatusCode, resp.Header, body)
+	// Answered like tenantgate's catalogued unavailable, so SDKs retry.
+	want := apierror.New(apierror.Unavailable)
+	var got, wantBody map[string]any
+	_ = json.Unmarshal(body, &got)
+	_ = json.Unmarshal(want.Body(), &wantBody)
+	if resp.StatusCode != want.Status || !reflect.DeepEqual(got, wantBody) ||
+		resp.Header.Get("x-amzn-errortype") != string(want.Type) || resp.Header.Get("x-tenantgate-error") != string(want.Code) {
+		t.Errorf("under overload: %d %v %q, want %d %s from the overload manager", resp.StatusCode, resp.Header, body, want.Status, want.Body())
 	}
 	sresp, err := http.Get(admin + "/stats?filter=rate_limit")
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/tenantgate/tenantgate/internal/apierror"
 	"github.com/tenantgate/tenantgate/internal/config"
 	"github.com/tenantgate/tenantgate/internal/jwtverify"
 )
@@ -36,11 +37,11 @@ func TestCheckAnonymousUsers(t *testing.T) {
 		token    string
 		want     want
 	}{
-		{name: "anonymous user refused", token: anonTok, want: denied(403, CodeAnonymousUser)},
-		{name: "anonymous user via query token refused", queryTok: true, token: anonTok, want: denied(403, CodeAnonymousUser)},
+		{name: "anonymous user refused", token: anonTok, want: denied(403, apierror.AnonymousUser)},
+		{name: "anonymous user via query token refused", queryTok: true, token: anonTok, want: denied(403, apierror.AnonymousUser)},
 		{name: "permanent user", token: userToken(false), want: allowed(acctA, userA, "tier_2_20", "owner", false, "jwt")},
 		{name: "no is_anonymous claim", token: userToken(nil), want: allowed(acctA, userA, "tier_2_20", "owner", false, "jwt")},
-		{name: "is_anonymous not a boolean", token: userToken("true"), want: denied(401, CodeInvalidToken)},
+		{name: "is_anonymous not a boolean", token: userToken("true"), want: denied(401, apierror.InvalidToken)},
 		{name: "anonymous user where the issuer allows them", allow: true, token: anonTok, want: allowed(acctA, userA, "tier_2_20", "owner", false, "jwt")},
 	}
 	for _, tt := range tests {

@@ -13,6 +13,7 @@ import (
 
 	"google.golang.org/grpc"
 
+	"github.com/tenantgate/tenantgate/internal/apierror"
 	"github.com/tenantgate/tenantgate/internal/config"
 	"github.com/tenantgate/tenantgate/internal/stack"
 )
@@ -171,8 +172,8 @@ func TestThroughRealEnvoy(t *testing.T) {
 				resp, body := do(t, id, "POST", path, hdrs)
 				var b struct{ Error string }
 				_ = json.Unmarshal(body, &b)
-				if resp.StatusCode != 401 || b.Error != CodeEncodedQueryToken {
-					t.Errorf("%s (bearer %v): status %d body %s, want 401 %s", path, hdrs != nil, resp.StatusCode, body, CodeEncodedQueryToken)
+				if resp.StatusCode != 401 || b.Error != string(apierror.EncodedQueryToken) {
+					t.Errorf("%s (bearer %v): status %d body %s, want 401 %s", path, hdrs != nil, resp.StatusCode, body, apierror.EncodedQueryToken)
 				}
 				mu.Lock()
 				s, reached := got[id]
@@ -209,18 +210,26 @@ func TestThroughRealEnvoy(t *testing.T) {
 		}
 	})
 
+	// Denials reach the client as Bedrock's restJson1 errors: the AWS type
+	// in x-amzn-errortype and __type (what the SDKs read), the tenantgate
+	// code in x-tenantgate-error and "error".
 	denials := []struct {
 		name, id, path string
 		hdrs           map[string]string
 		status         int
-		code, www      string
+		code           apierror.Code
+		awsType        string
+		www, retry     string
+		message        string
 	}{
-		{"missing credential", "d1", pathHaiku, nil, 401, CodeMissingCredential, `Bearer realm="tenantgate"`},
-		{"invalid token", "d2", pathHaiku, map[string]string{"authorization": "Bearer tok-forged"}, 401, CodeInvalidToken, `Bearer error="invalid_token"`},
-		{"not a member", "d3", pathHaiku, map[string]string{"authorization": "Bearer tok-b", "x-account-id": acctTeam}, 403, CodeNotAMember, ""},
-		{"bad account id", "d4", pathHaiku, map[string]string{"authorization": "Bearer tok-a", "x-account-id": "x"}, 400, CodeInvalidAccountID, ""},
-		{"model not allowed", "d5", pathSonnet, map[string]string{"authorization": "Bearer tok-a"}, 403, CodeModelNotAllowed, ""},
-		{"unavailable", "d6", pathHaiku, map[string]string{"authorization": "Bearer tok-down"}, 503, CodeUnavailable, ""},
+		{"missing credential", "d1", pathHaiku, nil, 401, apierror.MissingCredential, "MissingAuthenticationTokenException", `Bearer realm="tenantgate"`, "", ""},
+		{"invalid token", "d2", pathHaiku, map[string]string{"authorization": "Bearer tok-forged"}, 401, apierror.InvalidToken, "UnrecognizedClientException", `Bearer error="invalid_token"`, "", ""},
+		{"expired token", "d7", pathHaiku, map[string]string{"authorization": "Bearer tok-expired"}, 401, apierror.TokenExpired, "ExpiredTokenException",
+			`Bearer error="invalid_token", error_description="token expired"`, "", "token expired at 2026-03-01T11:00:00Z; get a new access token"},
+		{"not a member", "d3", pathHaiku, map[string]string{"authorization": "Bearer tok-b", "x-account-id": acctTeam}, 403, apierror.NotAMember, "AccessDeniedException", "", "", ""},
+		{"bad account id", "d4", pathHaiku, map[string]string{"authorization": "Bearer tok-a", "x-account-id": "x"}, 400, apierror.InvalidAccountID, "ValidationException", "", "", ""},
+		{"model not allowed", "d5", pathSonnet, map[string]string{"authorization": "Bearer tok-a"}, 403, apierror.ModelNotAllowed, "AccessDeniedException", "", "", ""},
+		{"unavailable", "d6", pathHaiku, map[string]string{"authorization": "Bearer tok-down"}, 503, apierror.Unavailable, "ServiceUnavailableException", "", "1", ""},
 	}
 	for _, d := range denials {
 		t.Run(d.name, func(t *testing.T) {
@@ -228,15 +237,27 @@ func TestThroughRealEnvoy(t *testing.T) {
 			if resp.StatusCode != d.status {
 				t.Fatalf("status %d (%s), want %d", resp.StatusCode, body, d.status)
 			}
-			var b struct{ Error, Message string }
-			if err := json.Unmarshal(body, &b); err != nil || b.Error != d.code {
-				t.Fatalf("body %s (err %v), want error %q", body, err, d.code)
+			var b struct {
+				Type    string `json:"__type"`
+				Error   string `json:"error"`
+				Message string `json:"message"`
 			}
-			if ct := resp.Header.Get("content-type"); ct != "application/json" {
-				t.Errorf("content-type %q", ct)
+			if err := json.Unmarshal(body, &b); err != nil || b.Error != string(d.code) || b.Type != d.awsType || b.Message == "" {
+				t.Fatalf("body %s (err %v), want error %q, __type %q and a message", body, err, d.code, d.awsType)
 			}
-			if got := resp.Header.Get("www-authenticate"); got != d.www {
-				t.Errorf("www-authenticate %q, want %q", got, d.www)
+			if d.message != "" && b.Message != d.message {
+				t.Errorf("message %q, want %q", b.Message, d.message)
+			}
+			for name, want := range map[string]string{
+				"content-type":       "application/json",
+				"x-amzn-errortype":   d.awsType,
+				"x-tenantgate-error": string(d.code),
+				"www-authenticate":   d.www,
+				"retry-after":        d.retry,
+			} {
+				if got := resp.Header.Values(name); len(got) > 1 || resp.Header.Get(name) != want {
+					t.Errorf("%s %q, want %q", name, got, want)
+				}
 			}
 			mu.Lock()
 			_, reached := got[d.id]

@@ -55,7 +55,7 @@ func (s *Server) Explain(ctx context.Context, method, path string, headers map[s
 		}
 	}
 	if o.deny != nil {
-		e.Status, e.Code, e.Message = o.deny.status, o.deny.code, o.deny.message
+		e.Status, e.Code, e.Message = o.deny.Status, string(o.deny.Code), o.deny.Text
 	}
 	return e
 }

@@ -9,11 +9,13 @@ import (
 	"log/slog"
 	"sync"
 	"testing"
+	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/tenantgate/tenantgate/internal/apierror"
 	"github.com/tenantgate/tenantgate/internal/apikey"
 	"github.com/tenantgate/tenantgate/internal/config"
 	"github.com/tenantgate/tenantgate/internal/identity"
@@ -60,6 +62,8 @@ func (f fakeVerifier) Verify(ctx context.Context, token string) (jwtverify.Claim
 		return jwtverify.Claims{}, fmt.Errorf("jwks fetch: %w", jwtverify.ErrUnavailable)
 	case "tok-weird":
 		return jwtverify.Claims{}, errors.New("unexpected")
+	case "tok-expired":
+		return jwtverify.Claims{}, fmt.Errorf("verify: %w", &jwtverify.ExpiredError{ExpiresAt: time.Date(2026, 3, 1, 12, 0, 0, 0, time.FixedZone("CET", 3600))})
 	}
 	c, ok := f.tokens[token]
 	if !ok {
@@ -242,7 +246,8 @@ func envoyRequest(method, path string, hdrs map[string]string, principal string)
 type verdict struct {
 	status      int // 200 when allowed
 	grpcCode    int32
-	code        string
+	code        apierror.Code
+	awsType     string // the body's __type
 	message     string
 	headers     map[string]string
 	actions     map[string]corev3.HeaderValueOption_HeaderAppendAction
@@ -283,11 +288,15 @@ func decode(t testing.TB, resp *authv3.CheckResponse) verdict {
 	case *authv3.CheckResponse_DeniedResponse:
 		v.status = int(r.DeniedResponse.GetStatus().GetCode())
 		collect(r.DeniedResponse.GetHeaders())
-		var body struct{ Error, Message string }
+		var body struct {
+			Type    string `json:"__type"`
+			Error   string `json:"error"`
+			Message string `json:"message"`
+		}
 		if err := json.Unmarshal([]byte(r.DeniedResponse.GetBody()), &body); err != nil {
 			t.Fatalf("denied body %q: %v", r.DeniedResponse.GetBody(), err)
 		}
-		v.code, v.message = body.Error, body.Message
+		v.code, v.awsType, v.message = apierror.Code(body.Error), body.Type, body.Message
 		if resp.GetDynamicMetadata() != nil {
 			t.Error("denied response carries identity metadata")
 		}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/tenantgate/tenantgate/internal/apierror"
 	"github.com/tenantgate/tenantgate/internal/apikey"
 	"github.com/tenantgate/tenantgate/internal/store/cache"
 	"github.com/tenantgate/tenantgate/internal/tenant"
@@ -161,7 +162,7 @@ func TestAPIKeyFloodBoundsStoreQueries(t *testing.T) {
 		t.Fatalf("only %d flood requests: the flood did not exceed the limit, the test proves nothing", floodSent.Load())
 	}
 	for a := range floodAnswers {
-		if a != "401 "+CodeInvalidAPIKey && a != "503 "+CodeUnavailable {
+		if a != "401 "+string(apierror.InvalidAPIKey) && a != "503 "+string(apierror.Unavailable) {
 			t.Errorf("flood answered %q (%d times), want 401 invalid_api_key or 503 unavailable", a, floodAnswers[a])
 		}
 	}

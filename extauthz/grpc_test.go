@@ -8,6 +8,7 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 
+	"github.com/tenantgate/tenantgate/internal/apierror"
 	"github.com/tenantgate/tenantgate/internal/stack"
 )
 
@@ -47,7 +48,7 @@ func TestCheckOverGRPC(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Check raw: %v", err)
 	}
-	assertVerdict(t, decode(t, resp), denied(403, CodeModelNotAllowed))
+	assertVerdict(t, decode(t, resp), denied(403, apierror.ModelNotAllowed))
 
 	// A duplicated authorization header in header_map is joined, not picked.
 	raw.Attributes.Request.Http.Path = pathHaiku
@@ -57,12 +58,12 @@ func TestCheckOverGRPC(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Check dup: %v", err)
 	}
-	assertVerdict(t, decode(t, resp), denied(401, CodeInvalidToken))
+	assertVerdict(t, decode(t, resp), denied(401, apierror.InvalidToken))
 
 	// Denials are carried in the response; the RPC itself succeeds.
 	resp, err = client.Check(ctx, envoyRequest("POST", pathHaiku, nil, ""))
 	if err != nil {
 		t.Fatalf("Check anonymous: %v", err)
 	}
-	assertVerdict(t, decode(t, resp), denied(401, CodeMissingCredential))
+	assertVerdict(t, decode(t, resp), denied(401, apierror.MissingCredential))
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/tenantgate/tenantgate/internal/apierror"
 	"github.com/tenantgate/tenantgate/internal/apikey"
 	"github.com/tenantgate/tenantgate/internal/config"
 	"github.com/tenantgate/tenantgate/internal/jwtverify"
@@ -164,21 +165,21 @@ plans:
 		want      want
 	}{
 		{"personal account", pathHaiku, bearer(token(key, issuer, pgAlice)), "", userAllowed(pgAliceAcc, pgAlice, "tier_2_20", "owner", false, "jwt")},
-		{"personal tier refuses model", pathSonnet, bearer(token(key, issuer, pgAlice)), "", denied(403, CodeModelNotAllowed)},
-		{"personal account without plan row is an unknown tier", pathSonnet, bearer(token(key, issuer, pgBob)), "", denied(403, CodeUnknownTier)},
+		{"personal tier refuses model", pathSonnet, bearer(token(key, issuer, pgAlice)), "", denied(403, apierror.ModelNotAllowed)},
+		{"personal account without plan row is an unknown tier", pathSonnet, bearer(token(key, issuer, pgBob)), "", denied(403, apierror.UnknownTier)},
 		{"team owner", pathSonnet, with(bearer(token(key, issuer, pgAlice)), "x-account-id", pgAcme), "", userAllowed(pgAcme, pgAlice, "tier_200_1000", "owner", true, "jwt")},
 		{"team member", pathSonnet, with(bearer(token(key, issuer, pgBob)), "x-account-id", pgAcme, "x-account-tier", "free"), "", userAllowed(pgAcme, pgBob, "tier_200_1000", "member", true, "jwt")},
-		{"not a member", pathHaiku, with(bearer(token(key, issuer, pgCarol)), "x-account-id", pgAcme), "", denied(403, CodeNotAMember)},
-		{"no personal account", pathHaiku, bearer(token(key, issuer, pgNobody)), "", denied(403, CodeNoPersonalAccount)},
-		{"token signed by another key", pathHaiku, bearer(token(rogue, issuer, pgAlice)), "", denied(401, CodeInvalidToken)},
-		{"token from unconfigured issuer", pathHaiku, bearer(token(key, "https://evil.example/auth/v1", pgAlice)), "", denied(401, CodeInvalidToken)},
+		{"not a member", pathHaiku, with(bearer(token(key, issuer, pgCarol)), "x-account-id", pgAcme), "", denied(403, apierror.NotAMember)},
+		{"no personal account", pathHaiku, bearer(token(key, issuer, pgNobody)), "", denied(403, apierror.NoPersonalAccount)},
+		{"token signed by another key", pathHaiku, bearer(token(rogue, issuer, pgAlice)), "", denied(401, apierror.InvalidToken)},
+		{"token from unconfigured issuer", pathHaiku, bearer(token(key, "https://evil.example/auth/v1", pgAlice)), "", denied(401, apierror.InvalidToken)},
 		{"api key", pathSonnet, map[string]string{"x-api-key": pgPK + ":" + pgSK}, "", userAllowed(pgAcme, pgAlice, "tier_200_1000", "owner", true, "api_key")},
-		{"api key wrong secret", pathSonnet, map[string]string{"x-api-key": pgPK + ":sk_wrongwrongwrongwrongwrongwrong00"}, "", denied(401, CodeInvalidAPIKey)},
-		{"api key revoked", pathSonnet, map[string]string{"x-api-key": pgPKRev + ":" + pgSK}, "", denied(401, CodeAPIKeyRevoked)},
-		{"api key for another account", pathSonnet, map[string]string{"x-api-key": pgPK + ":" + pgSK, "x-account-id": pgAliceAcc}, "", denied(403, CodeNotAMember)},
+		{"api key wrong secret", pathSonnet, map[string]string{"x-api-key": pgPK + ":sk_wrongwrongwrongwrongwrongwrong00"}, "", denied(401, apierror.InvalidAPIKey)},
+		{"api key revoked", pathSonnet, map[string]string{"x-api-key": pgPKRev + ":" + pgSK}, "", denied(401, apierror.APIKeyRevoked)},
+		{"api key for another account", pathSonnet, map[string]string{"x-api-key": pgPK + ":" + pgSK, "x-account-id": pgAliceAcc}, "", denied(403, apierror.NotAMember)},
 		{"trusted workload", pathSonnet, map[string]string{"x-account-id": pgAcme}, workload,
 			serviceAllowed(pgAcme, workload, "tier_200_1000", true, "mtls")},
-		{"trusted workload, unknown account", pathSonnet, map[string]string{"x-account-id": pgNobody}, workload, denied(403, CodeAccountNotFound)},
+		{"trusted workload, unknown account", pathSonnet, map[string]string{"x-account-id": pgNobody}, workload, denied(403, apierror.AccountNotFound)},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -196,5 +197,5 @@ plans:
 	if err != nil {
 		t.Fatalf("Check: %v", err)
 	}
-	assertVerdict(t, decode(t, resp), denied(503, CodeUnavailable))
+	assertVerdict(t, decode(t, resp), denied(503, apierror.Unavailable))
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"testing"
 
+	"github.com/tenantgate/tenantgate/internal/apierror"
 	"github.com/tenantgate/tenantgate/internal/config"
 )
 
@@ -16,7 +17,7 @@ func TestCheckQueryTokenRawNamesOnly(t *testing.T) {
 	custom := func(c *config.Config) { c.Auth.QueryToken.Enabled = true; c.Auth.QueryToken.Param = "access_token" }
 	queryOK := allowed(acctA, userA, "tier_2_20", "owner", false, "query_token")
 	bearerOK := allowed(acctA, userA, "tier_2_20", "owner", false, "jwt")
-	refused := denied(401, CodeEncodedQueryToken)
+	refused := denied(401, apierror.EncodedQueryToken)
 	cases := []checkCase{
 		{name: "raw name", mutate: on, path: pathHaiku + "?token=tok-a", want: queryOK},
 		{name: "raw name without value, bearer", mutate: on, path: pathHaiku + "?token&a=1", headers: bearer("tok-a"), want: bearerOK},
@@ -33,7 +34,7 @@ func TestCheckQueryTokenRawNamesOnly(t *testing.T) {
 		{name: "custom param raw", mutate: custom, path: pathHaiku + "?access_token=tok-a", want: queryOK},
 		{name: "other names containing token", mutate: on, method: "GET", path: pathList + "?nextToken=abc&tokens=1", headers: bearer("tok-a"), want: bearerOK},
 		{name: "broken encoding is not the name", mutate: on, path: pathHaiku + "?%7oken=x", headers: bearer("tok-a"), want: bearerOK},
-		{name: "disabled: encoded name ignored", path: pathHaiku + "?%74oken=tok-a", want: denied(401, CodeMissingCredential)},
+		{name: "disabled: encoded name ignored", path: pathHaiku + "?%74oken=tok-a", want: denied(401, apierror.MissingCredential)},
 	}
 	runCases(t, cases, nil)
 }

@@ -1,51 +1,31 @@
 package extauthz
 
 import (
-	"encoding/json"
-
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/tenantgate/tenantgate/internal/apierror"
 	"github.com/tenantgate/tenantgate/internal/identity"
 )
 
-// Stable error codes of denied requests (the "error" field of the body).
-const (
-	CodeMissingCredential      = "missing_credential"
-	CodeInvalidToken           = "invalid_token"
-	CodeInvalidAPIKey          = "invalid_api_key"
-	CodeAPIKeyRevoked          = "api_key_revoked"
-	CodeAPIKeyExpired          = "api_key_expired"
-	CodeInvalidServiceKey      = "invalid_service_key"
-	CodeInvalidAccountID       = "invalid_account_id"
-	CodeNotAMember             = "not_a_member"
-	CodeNoPersonalAccount      = "no_personal_account"
-	CodeModelNotAllowed        = "model_not_allowed"
-	CodeUnknownTier            = "unknown_tier"
-	CodeAnonymousUser          = "anonymous_user"
-	CodeInsufficientCredits    = "insufficient_credits"
-	CodeAccountRequired        = "account_required"
-	CodeAccountNotFound        = "account_not_found"
-	CodeEncodedQueryToken      = "encoded_query_token"
-	CodeUnavailable            = "unavailable"
-	codeOK                     = "ok" // metrics and logs only
-	wwwAuthenticateMissing     = `Bearer realm="tenantgate"`
-	wwwAuthenticateInvalidAuth = `Bearer error="invalid_token"`
-)
+// codeOK labels allowed decisions in metrics and logs; every refusal is
+// labelled with its apierror code.
+const codeOK = "ok"
 
-// denial is a refused request: the HTTP answer Envoy sends to the client.
+// denial is a refused request: the catalogued HTTP answer Envoy sends to the
+// client, and its cause for the logs.
 type denial struct {
-	status  int
-	code    string
-	message string
-	err     error // cause, for logs only; never sent to the client
+	*apierror.Error
+	err error // cause, for logs only; never sent to the client
 }
 
-func deny(status int, code, message string) *denial {
-	return &denial{status: status, code: code, message: message}
+// deny refuses with code's catalogue entry; args are the non-secret values
+// its message formats.
+func deny(code apierror.Code, args ...any) *denial {
+	return &denial{Error: apierror.New(code, args...)}
 }
 
 func (d *denial) withErr(err error) *denial {
@@ -55,11 +35,11 @@ func (d *denial) withErr(err error) *denial {
 }
 
 func unavailable(err error) *denial {
-	return deny(503, CodeUnavailable, "authorization is temporarily unavailable").withErr(err)
+	return deny(apierror.Unavailable).withErr(err)
 }
 
 func (d *denial) grpcCode() codes.Code {
-	switch d.status {
+	switch d.Status {
 	case 401:
 		return codes.Unauthenticated
 	case 503:
@@ -77,25 +57,16 @@ func header(k, v string) *corev3.HeaderValueOption {
 }
 
 func (d *denial) response() *authv3.CheckResponse {
-	body, _ := json.Marshal(struct {
-		Error   string `json:"error"`
-		Message string `json:"message"`
-	}{d.code, d.message})
-	hdrs := []*corev3.HeaderValueOption{header("content-type", "application/json")}
-	switch {
-	case d.code == CodeMissingCredential:
-		hdrs = append(hdrs, header("www-authenticate", wwwAuthenticateMissing))
-	case d.status == 401:
-		hdrs = append(hdrs, header("www-authenticate", wwwAuthenticateInvalidAuth))
-	case d.status == 503:
-		hdrs = append(hdrs, header("retry-after", "1"))
+	var hdrs []*corev3.HeaderValueOption
+	for _, h := range d.Headers() {
+		hdrs = append(hdrs, header(h.Name, h.Value))
 	}
 	return &authv3.CheckResponse{
-		Status: status.New(d.grpcCode(), d.code).Proto(),
+		Status: status.New(d.grpcCode(), string(d.Code)).Proto(),
 		HttpResponse: &authv3.CheckResponse_DeniedResponse{DeniedResponse: &authv3.DeniedHttpResponse{
-			Status:  &typev3.HttpStatus{Code: typev3.StatusCode(d.status)},
+			Status:  &typev3.HttpStatus{Code: typev3.StatusCode(d.Status)},
 			Headers: hdrs,
-			Body:    string(body),
+			Body:    string(d.Body()),
 		}},
 	}
 }

@@ -5,8 +5,9 @@
 // request headers and ext_authz dynamic metadata.
 //
 // Data flows one way: credential → identity → tenant → plan → decision.
-// Every refusal is an HTTP answer with a stable JSON error code; the gRPC
-// call itself succeeds.
+// Every refusal is an HTTP answer rendered from the internal/apierror
+// catalogue (AWS error type plus stable tenantgate code); the gRPC call
+// itself succeeds.
 package extauthz
 
 import (
@@ -21,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 
+	"github.com/tenantgate/tenantgate/internal/apierror"
 	"github.com/tenantgate/tenantgate/internal/apikey"
 	"github.com/tenantgate/tenantgate/internal/bedrockpath"
 	"github.com/tenantgate/tenantgate/internal/config"
@@ -171,8 +173,8 @@ func (s *Server) Check(ctx context.Context, cr *authv3.CheckRequest) (*authv3.Ch
 	code, result := codeOK, "allowed"
 	if o.deny != nil {
 		resp = o.deny.response()
-		code, result = o.deny.code, "denied"
-		if o.deny.status == 503 {
+		code, result = string(o.deny.Code), "denied"
+		if o.deny.Status == 503 {
 			result = "unavailable"
 		}
 	} else {
@@ -205,7 +207,7 @@ func (s *Server) logDecision(ctx context.Context, r request, o outcome, code str
 		if o.deny.err != nil {
 			attrs = append(attrs, slog.String("reason", o.deny.err.Error()))
 		}
-		if o.deny.status == 503 {
+		if o.deny.Status == 503 {
 			level = slog.LevelWarn
 		}
 	}
@@ -220,16 +222,15 @@ func (s *Server) decide(ctx context.Context, r request) outcome {
 	if s.auth.QueryToken.Enabled && scanQuery(r.path, s.auth.QueryToken.Param).disguised {
 		// Envoy removes the token parameter by its raw name only; a token
 		// under another spelling would be forwarded upstream.
-		return outcome{credential: credentialQueryToken, deny: deny(401, CodeEncodedQueryToken,
-			"the "+s.auth.QueryToken.Param+" query parameter must be sent under its plain name")}
+		return outcome{credential: credentialQueryToken, deny: deny(apierror.EncodedQueryToken, s.auth.QueryToken.Param)}
 	}
 	cred, ok := findCredential(s.auth, r)
 	if ok && cred.kind != config.CredentialAPIKey && s.svc.isServiceRoleToken(cred.value) {
 		// A Supabase service_role key in the bearer slot is a service
 		// credential, never a user one.
 		if cred.kind != config.CredentialBearer || !s.svc.serviceRoleOn() {
-			return outcome{credential: credentialServiceRole, deny: deny(401, CodeInvalidToken,
-				"service_role tokens are not accepted here")}
+			return outcome{credential: credentialServiceRole, deny: deny(apierror.InvalidToken).
+				withErr(errors.New("service_role token refused: service_role is off or the token is not in the bearer slot"))}
 		}
 		return s.decideServiceRole(ctx, r, cred.value)
 	}
@@ -237,8 +238,7 @@ func (s *Server) decide(ctx context.Context, r request) outcome {
 		if o, handled := s.decideService(ctx, r); handled {
 			return o
 		}
-		return outcome{credential: "none", deny: deny(401, CodeMissingCredential,
-			"no credential: send Authorization: Bearer <token> or an API key")}
+		return outcome{credential: "none", deny: deny(apierror.MissingCredential)}
 	}
 	var o outcome
 	switch cred.kind {
@@ -266,13 +266,13 @@ func (s *Server) identifyAPIKey(ctx context.Context, r request, header string) o
 	switch {
 	case err == nil:
 	case errors.Is(err, apikey.ErrRevoked):
-		o.deny = deny(401, CodeAPIKeyRevoked, "the API key has been revoked")
+		o.deny = deny(apierror.APIKeyRevoked)
 		return o
 	case errors.Is(err, apikey.ErrExpired):
-		o.deny = deny(401, CodeAPIKeyExpired, "the API key has expired")
+		o.deny = deny(apierror.APIKeyExpired)
 		return o
 	case errors.Is(err, apikey.ErrMalformed), errors.Is(err, apikey.ErrInvalid):
-		o.deny = deny(401, CodeInvalidAPIKey, "the API key is not valid")
+		o.deny = deny(apierror.InvalidAPIKey)
 		return o
 	default:
 		o.deny = unavailable(fmt.Errorf("authenticate api key: %w", err))
@@ -286,18 +286,18 @@ func (s *Server) identifyAPIKey(ctx context.Context, r request, header string) o
 	if v, present := r.header(s.auth.AccountHeader); present {
 		acct, ok := validate.NormalizeUUID(v)
 		if !ok {
-			o.deny = deny(400, CodeInvalidAccountID, "the account id is not a valid UUID")
+			o.deny = deny(apierror.InvalidAccountID)
 			return o
 		}
 		if !strings.EqualFold(acct, key.AccountID) {
-			o.deny = deny(403, CodeNotAMember, "the API key does not belong to the requested account")
+			o.deny = deny(apierror.NotAMember).withErr(errors.New("the API key belongs to another account"))
 			return o
 		}
 	}
 	acct, err := s.dir.Account(ctx, key.AccountID)
 	switch {
 	case errors.Is(err, tenant.ErrNotFound):
-		o.deny = deny(403, CodeAccountNotFound, "the API key's account does not exist")
+		o.deny = deny(apierror.AccountNotFound).withErr(errors.New("the API key's account does not exist"))
 		return o
 	case err != nil:
 		o.deny = unavailable(fmt.Errorf("look up api key account: %w", err))
@@ -323,15 +323,19 @@ func (s *Server) identifyJWT(ctx context.Context, r request, cred credential) ou
 		o.credential = credentialQueryToken
 	}
 	claims, err := s.verifier.Verify(ctx, cred.value)
+	var expired *jwtverify.ExpiredError
 	switch {
 	case err == nil:
+	case errors.As(err, &expired):
+		o.deny = deny(apierror.TokenExpired, expired.ExpiresAt.UTC().Format(time.RFC3339)).withErr(err)
+		return o
 	case errors.Is(err, jwtverify.ErrAnonymous):
 		// A valid token of a Supabase anonymous user: known, but refused
 		// unless the issuer sets allow_anonymous.
-		o.deny = deny(403, CodeAnonymousUser, "anonymous users are not allowed")
+		o.deny = deny(apierror.AnonymousUser)
 		return o
 	case errors.Is(err, jwtverify.ErrInvalidToken):
-		o.deny = deny(401, CodeInvalidToken, "the token is not valid").withErr(err)
+		o.deny = deny(apierror.InvalidToken).withErr(err)
 		return o
 	default: // jwtverify.ErrUnavailable or anything unexpected
 		o.deny = unavailable(fmt.Errorf("verify token: %w", err))
@@ -339,10 +343,10 @@ func (s *Server) identifyJWT(ctx context.Context, r request, cred credential) ou
 	}
 	switch {
 	case claims.Subject == "":
-		o.deny = deny(401, CodeInvalidToken, "the token names no user")
+		o.deny = deny(apierror.InvalidToken).withErr(errors.New("the token names no user"))
 		return o
 	case claims.Role == "service_role" || claims.Role == "anon":
-		o.deny = deny(401, CodeInvalidToken, "the token is not a user token")
+		o.deny = deny(apierror.InvalidToken).withErr(fmt.Errorf("the token's role %q is not a user role", claims.Role))
 		return o
 	}
 	user := claims.Subject
@@ -351,13 +355,13 @@ func (s *Server) identifyJWT(ctx context.Context, r request, cred credential) ou
 	if v, present := r.header(s.auth.AccountHeader); present {
 		acct, ok := validate.NormalizeUUID(v)
 		if !ok {
-			o.deny = deny(400, CodeInvalidAccountID, "the account id is not a valid UUID")
+			o.deny = deny(apierror.InvalidAccountID)
 			return o
 		}
 		role, err := s.dir.Membership(ctx, acct, user)
 		switch {
 		case errors.Is(err, tenant.ErrNotFound):
-			o.deny = deny(403, CodeNotAMember, "the user is not a member of the requested account")
+			o.deny = deny(apierror.NotAMember)
 			return o
 		case err != nil:
 			o.deny = unavailable(fmt.Errorf("look up membership: %w", err))
@@ -373,7 +377,7 @@ func (s *Server) identifyJWT(ctx context.Context, r request, cred credential) ou
 	acct, err := s.dir.PersonalAccount(ctx, user)
 	switch {
 	case errors.Is(err, tenant.ErrNotFound):
-		o.deny = deny(403, CodeNoPersonalAccount, "the user has no personal account")
+		o.deny = deny(apierror.NoPersonalAccount)
 		return o
 	case err != nil:
 		o.deny = unavailable(fmt.Errorf("look up personal account: %w", err))
@@ -404,7 +408,7 @@ func (s *Server) authorize(ctx context.Context, r request, o outcome) outcome {
 	// A tier the configuration does not list (or an account without a plan
 	// row) gets nothing: not a default, not the async or listing operations.
 	if !s.plans.Known(tier) {
-		o.deny = deny(403, CodeUnknownTier, "the account's plan tier is not configured")
+		o.deny = deny(apierror.UnknownTier)
 		return o
 	}
 
@@ -415,12 +419,12 @@ func (s *Server) authorize(ctx context.Context, r request, o outcome) outcome {
 	}
 	o.model = br.ModelID
 	if br.ModelID != "" && !s.plans.ModelAllowed(tier, br.ModelID) {
-		o.deny = deny(403, CodeModelNotAllowed, "the account's plan does not include this model")
+		o.deny = deny(apierror.ModelNotAllowed)
 		return o
 	}
 	// Control-plane reads (model and profile metadata) are free.
 	if ((br.ModelID != "" && !br.Op.ControlPlane()) || br.Op == bedrockpath.StartAsyncInvoke) && !s.plans.CreditsOK(p) {
-		o.deny = deny(403, CodeInsufficientCredits, "the account has no credits left")
+		o.deny = deny(apierror.InsufficientCredits)
 		return o
 	}
 	return o

@@ -8,6 +8,7 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	"google.golang.org/grpc/codes"
 
+	"github.com/tenantgate/tenantgate/internal/apierror"
 	"github.com/tenantgate/tenantgate/internal/config"
 	"github.com/tenantgate/tenantgate/internal/identity"
 	"github.com/tenantgate/tenantgate/internal/tenant"
@@ -15,7 +16,7 @@ import (
 
 type want struct {
 	status int
-	code   string // denial code; "" when allowed
+	code   apierror.Code // denial code; "" when allowed
 	id     identity.Identity
 }
 
@@ -26,7 +27,7 @@ func allowed(acct, user, tier, role string, enterprise bool, cred string) want {
 	}}
 }
 
-func denied(status int, code string) want { return want{status: status, code: code} }
+func denied(status int, code apierror.Code) want { return want{status: status, code: code} }
 
 type checkCase struct {
 	name      string
@@ -117,13 +118,31 @@ func assertVerdict(t *testing.T, v verdict, w want) {
 	if v.message == "" {
 		t.Error("denial without a message")
 	}
+	// restJson1: the AWS type in x-amzn-errortype and __type, the
+	// tenantgate code in x-tenantgate-error and "error", as catalogued.
+	entry, ok := apierror.Lookup(w.code)
+	if !ok {
+		t.Fatalf("code %q is not in the catalogue", w.code)
+	}
+	if v.headers["x-amzn-errortype"] != string(entry.Type) || v.awsType != string(entry.Type) {
+		t.Errorf("x-amzn-errortype = %q, __type = %q, want %s", v.headers["x-amzn-errortype"], v.awsType, entry.Type)
+	}
+	if v.headers["x-tenantgate-error"] != string(w.code) {
+		t.Errorf("x-tenantgate-error = %q, want %q", v.headers["x-tenantgate-error"], w.code)
+	}
+	if entry.Status != w.status {
+		t.Errorf("catalogue status of %s is %d, test wants %d", w.code, entry.Status, w.status)
+	}
 	wantGRPC := codes.PermissionDenied
 	switch w.status {
 	case 401:
 		wantGRPC = codes.Unauthenticated
 		wantWWW := `Bearer error="invalid_token"`
-		if w.code == CodeMissingCredential {
+		switch w.code {
+		case apierror.MissingCredential:
 			wantWWW = `Bearer realm="tenantgate"`
+		case apierror.TokenExpired:
+			wantWWW = `Bearer error="invalid_token", error_description="token expired"`
 		}
 		if v.headers["www-authenticate"] != wantWWW {
 			t.Errorf("www-authenticate = %q, want %q", v.headers["www-authenticate"], wantWWW)
@@ -156,48 +175,49 @@ func TestCheckUserRules(t *testing.T) {
 	off := false
 	cases := []checkCase{
 		// Credential discovery.
-		{name: "no credential", want: denied(401, CodeMissingCredential)},
-		{name: "basic auth is missing", headers: map[string]string{"authorization": "Basic dXNlcjpwYXNz"}, want: denied(401, CodeMissingCredential)},
-		{name: "bearer without token is missing", headers: map[string]string{"authorization": "Bearer   "}, want: denied(401, CodeMissingCredential)},
+		{name: "no credential", want: denied(401, apierror.MissingCredential)},
+		{name: "basic auth is missing", headers: map[string]string{"authorization": "Basic dXNlcjpwYXNz"}, want: denied(401, apierror.MissingCredential)},
+		{name: "bearer without token is missing", headers: map[string]string{"authorization": "Bearer   "}, want: denied(401, apierror.MissingCredential)},
 		{name: "bearer scheme case-insensitive", headers: map[string]string{"authorization": "bEaReR tok-a"}, want: allowed(acctA, userA, "tier_2_20", "owner", false, "jwt")},
-		{name: "invalid token", headers: bearer("tok-forged"), want: denied(401, CodeInvalidToken)},
-		{name: "token without sub", headers: bearer("tok-nosub"), want: denied(401, CodeInvalidToken)},
-		{name: "anon key is not a user", headers: bearer("tok-anon"), want: denied(401, CodeInvalidToken)},
-		{name: "service_role token on user path", headers: bearer("tok-svc"), want: denied(401, CodeInvalidToken)},
-		{name: "key source unavailable is 503", headers: bearer("tok-down"), want: denied(503, CodeUnavailable)},
-		{name: "unexpected verifier error is 503", headers: bearer("tok-weird"), want: denied(503, CodeUnavailable)},
+		{name: "invalid token", headers: bearer("tok-forged"), want: denied(401, apierror.InvalidToken)},
+		{name: "token without sub", headers: bearer("tok-nosub"), want: denied(401, apierror.InvalidToken)},
+		{name: "anon key is not a user", headers: bearer("tok-anon"), want: denied(401, apierror.InvalidToken)},
+		{name: "service_role token on user path", headers: bearer("tok-svc"), want: denied(401, apierror.InvalidToken)},
+		{name: "expired token", headers: bearer("tok-expired"), want: denied(401, apierror.TokenExpired)},
+		{name: "key source unavailable is 503", headers: bearer("tok-down"), want: denied(503, apierror.Unavailable)},
+		{name: "unexpected verifier error is 503", headers: bearer("tok-weird"), want: denied(503, apierror.Unavailable)},
 
 		// JWT → personal account.
 		{name: "personal account", headers: bearer("tok-a"), want: allowed(acctA, userA, "tier_2_20", "owner", false, "jwt")},
-		{name: "personal account without plan row is an unknown tier", headers: bearer("tok-b"), want: denied(403, CodeUnknownTier)},
+		{name: "personal account without plan row is an unknown tier", headers: bearer("tok-b"), want: denied(403, apierror.UnknownTier)},
 		{name: "personal account without plan row when none is listed", mutate: func(c *config.Config) { c.Plans.Models[tenant.NoTier] = []string{"anthropic.*"} },
 			headers: bearer("tok-b"), want: allowed(acctB, userB, tenant.NoTier, "owner", false, "jwt")},
-		{name: "no personal account", headers: bearer("tok-c"), want: denied(403, CodeNoPersonalAccount)},
-		{name: "personal lookup down", headers: bearer("tok-udown"), want: denied(503, CodeUnavailable)},
+		{name: "no personal account", headers: bearer("tok-c"), want: denied(403, apierror.NoPersonalAccount)},
+		{name: "personal lookup down", headers: bearer("tok-udown"), want: denied(503, apierror.Unavailable)},
 
 		// JWT → team account via x-account-id.
 		{name: "team member", headers: with(bearer("tok-a"), "x-account-id", acctTeam), want: allowed(acctTeam, userA, "tier_200_1000", "member", true, "jwt")},
 		{name: "team id upper case normalised", headers: with(bearer("tok-a"), "x-account-id", strings.ToUpper(acctTeam)), want: allowed(acctTeam, userA, "tier_200_1000", "member", true, "jwt")},
-		{name: "not a member", headers: with(bearer("tok-b"), "x-account-id", acctTeam), want: denied(403, CodeNotAMember)},
-		{name: "unknown account is not a member", headers: with(bearer("tok-a"), "x-account-id", acctNone), want: denied(403, CodeNotAMember)},
-		{name: "account id not a uuid", headers: with(bearer("tok-a"), "x-account-id", "acct-1"), want: denied(400, CodeInvalidAccountID)},
-		{name: "account id empty", headers: with(bearer("tok-a"), "x-account-id", ""), want: denied(400, CodeInvalidAccountID)},
-		{name: "two account ids", headers: with(bearer("tok-a"), "x-account-id", acctA+","+acctTeam), want: denied(400, CodeInvalidAccountID)},
-		{name: "membership lookup down", headers: with(bearer("tok-a"), "x-account-id", acctDown), want: denied(503, CodeUnavailable)},
+		{name: "not a member", headers: with(bearer("tok-b"), "x-account-id", acctTeam), want: denied(403, apierror.NotAMember)},
+		{name: "unknown account is not a member", headers: with(bearer("tok-a"), "x-account-id", acctNone), want: denied(403, apierror.NotAMember)},
+		{name: "account id not a uuid", headers: with(bearer("tok-a"), "x-account-id", "acct-1"), want: denied(400, apierror.InvalidAccountID)},
+		{name: "account id empty", headers: with(bearer("tok-a"), "x-account-id", ""), want: denied(400, apierror.InvalidAccountID)},
+		{name: "two account ids", headers: with(bearer("tok-a"), "x-account-id", acctA+","+acctTeam), want: denied(400, apierror.InvalidAccountID)},
+		{name: "membership lookup down", headers: with(bearer("tok-a"), "x-account-id", acctDown), want: denied(503, apierror.Unavailable)},
 		{name: "custom account header", mutate: func(c *config.Config) { c.Auth.AccountHeader = "x-tenant" },
 			headers: with(bearer("tok-a"), "x-tenant", acctTeam), want: allowed(acctTeam, userA, "tier_200_1000", "member", true, "jwt")},
 
 		// API keys.
 		{name: "api key", headers: map[string]string{"x-api-key": keyGood}, want: allowed(acctTeam, userOwner, "tier_200_1000", "owner", true, "api_key")},
 		{name: "api key with its own account", headers: map[string]string{"x-api-key": keyGood, "x-account-id": acctTeam}, want: allowed(acctTeam, userOwner, "tier_200_1000", "owner", true, "api_key")},
-		{name: "api key naming another account", headers: map[string]string{"x-api-key": keyGood, "x-account-id": acctA}, want: denied(403, CodeNotAMember)},
-		{name: "api key with bad account id", headers: map[string]string{"x-api-key": keyGood, "x-account-id": "nope"}, want: denied(400, CodeInvalidAccountID)},
-		{name: "api key invalid", headers: map[string]string{"x-api-key": "pk_unknownunknownunknownunknownunk:sk_x"}, want: denied(401, CodeInvalidAPIKey)},
-		{name: "api key malformed", headers: map[string]string{"x-api-key": "junk"}, want: denied(401, CodeInvalidAPIKey)},
-		{name: "api key revoked", headers: map[string]string{"x-api-key": keyRevoked}, want: denied(401, CodeAPIKeyRevoked)},
-		{name: "api key expired", headers: map[string]string{"x-api-key": keyExpired}, want: denied(401, CodeAPIKeyExpired)},
-		{name: "api key store down", headers: map[string]string{"x-api-key": keyDown}, want: denied(503, CodeUnavailable)},
-		{name: "api key account gone", headers: map[string]string{"x-api-key": keyOrphan}, want: denied(403, CodeAccountNotFound)},
+		{name: "api key naming another account", headers: map[string]string{"x-api-key": keyGood, "x-account-id": acctA}, want: denied(403, apierror.NotAMember)},
+		{name: "api key with bad account id", headers: map[string]string{"x-api-key": keyGood, "x-account-id": "nope"}, want: denied(400, apierror.InvalidAccountID)},
+		{name: "api key invalid", headers: map[string]string{"x-api-key": "pk_unknownunknownunknownunknownunk:sk_x"}, want: denied(401, apierror.InvalidAPIKey)},
+		{name: "api key malformed", headers: map[string]string{"x-api-key": "junk"}, want: denied(401, apierror.InvalidAPIKey)},
+		{name: "api key revoked", headers: map[string]string{"x-api-key": keyRevoked}, want: denied(401, apierror.APIKeyRevoked)},
+		{name: "api key expired", headers: map[string]string{"x-api-key": keyExpired}, want: denied(401, apierror.APIKeyExpired)},
+		{name: "api key store down", headers: map[string]string{"x-api-key": keyDown}, want: denied(503, apierror.Unavailable)},
+		{name: "api key account gone", headers: map[string]string{"x-api-key": keyOrphan}, want: denied(403, apierror.AccountNotFound)},
 		{name: "api key wins over bearer by default order", headers: with(bearer("tok-a"), "x-api-key", keyGood), want: allowed(acctTeam, userOwner, "tier_200_1000", "owner", true, "api_key")},
 		{name: "bearer first when ordered first", mutate: func(c *config.Config) { c.Auth.CredentialOrder = []string{"bearer", "api_key"} },
 			headers: with(bearer("tok-a"), "x-api-key", keyGood), want: allowed(acctA, userA, "tier_2_20", "owner", false, "jwt")},
@@ -206,65 +226,65 @@ func TestCheckUserRules(t *testing.T) {
 		{name: "api key as bearer", headers: bearer(keyGood), want: allowed(acctTeam, userOwner, "tier_200_1000", "owner", true, "api_key")},
 		{name: "api key as bearer, scheme case-insensitive", headers: map[string]string{"authorization": "bearer " + keyGood}, want: allowed(acctTeam, userOwner, "tier_200_1000", "owner", true, "api_key")},
 		{name: "api key as bearer with its own account", headers: with(bearer(keyGood), "x-account-id", acctTeam), want: allowed(acctTeam, userOwner, "tier_200_1000", "owner", true, "api_key")},
-		{name: "api key as bearer naming another account", headers: with(bearer(keyGood), "x-account-id", acctA), want: denied(403, CodeNotAMember)},
-		{name: "api key as bearer with bad account id", headers: with(bearer(keyGood), "x-account-id", "nope"), want: denied(400, CodeInvalidAccountID)},
-		{name: "api key as bearer unknown", headers: bearer(keyUnknown), want: denied(401, CodeInvalidAPIKey)},
-		{name: "api key as bearer revoked", headers: bearer(keyRevoked), want: denied(401, CodeAPIKeyRevoked)},
-		{name: "api key as bearer expired", headers: bearer(keyExpired), want: denied(401, CodeAPIKeyExpired)},
-		{name: "api key as bearer store down", headers: bearer(keyDown), want: denied(503, CodeUnavailable)},
-		{name: "api key as bearer account gone", headers: bearer(keyOrphan), want: denied(403, CodeAccountNotFound)},
+		{name: "api key as bearer naming another account", headers: with(bearer(keyGood), "x-account-id", acctA), want: denied(403, apierror.NotAMember)},
+		{name: "api key as bearer with bad account id", headers: with(bearer(keyGood), "x-account-id", "nope"), want: denied(400, apierror.InvalidAccountID)},
+		{name: "api key as bearer unknown", headers: bearer(keyUnknown), want: denied(401, apierror.InvalidAPIKey)},
+		{name: "api key as bearer revoked", headers: bearer(keyRevoked), want: denied(401, apierror.APIKeyRevoked)},
+		{name: "api key as bearer expired", headers: bearer(keyExpired), want: denied(401, apierror.APIKeyExpired)},
+		{name: "api key as bearer store down", headers: bearer(keyDown), want: denied(503, apierror.Unavailable)},
+		{name: "api key as bearer account gone", headers: bearer(keyOrphan), want: denied(403, apierror.AccountNotFound)},
 		{name: "api key as bearer when bearer ordered first", mutate: func(c *config.Config) { c.Auth.CredentialOrder = []string{"bearer", "api_key"} },
 			headers: bearer(keyGood), want: allowed(acctTeam, userOwner, "tier_200_1000", "owner", true, "api_key")},
 		{name: "x-api-key wins over a key bearer by default order", headers: with(bearer(keyUnknown), "x-api-key", keyGood), want: allowed(acctTeam, userOwner, "tier_200_1000", "owner", true, "api_key")},
-		{name: "key-like bearer that does not parse is a JWT", headers: bearer("pk_short:sk_short"), want: denied(401, CodeInvalidToken)},
+		{name: "key-like bearer that does not parse is a JWT", headers: bearer("pk_short:sk_short"), want: denied(401, apierror.InvalidToken)},
 		{name: "api key as bearer with api keys off is a JWT", mutate: func(c *config.Config) { c.Auth.APIKeys.Enabled = &off },
-			headers: bearer(keyGood), want: denied(401, CodeInvalidToken)},
+			headers: bearer(keyGood), want: denied(401, apierror.InvalidToken)},
 		{name: "api keys off ignores header", mutate: func(c *config.Config) { c.Auth.APIKeys.Enabled = &off },
-			headers: map[string]string{"x-api-key": keyGood}, want: denied(401, CodeMissingCredential)},
+			headers: map[string]string{"x-api-key": keyGood}, want: denied(401, apierror.MissingCredential)},
 		{name: "api keys off falls through to bearer", mutate: func(c *config.Config) { c.Auth.APIKeys.Enabled = &off },
 			headers: with(bearer("tok-a"), "x-api-key", keyGood), want: allowed(acctA, userA, "tier_2_20", "owner", false, "jwt")},
 		{name: "credential kind not in order is ignored", mutate: func(c *config.Config) { c.Auth.CredentialOrder = []string{"api_key"} },
-			headers: bearer("tok-a"), want: denied(401, CodeMissingCredential)},
+			headers: bearer("tok-a"), want: denied(401, apierror.MissingCredential)},
 
 		// Query token.
-		{name: "query token disabled", path: pathHaiku + "?token=tok-a", want: denied(401, CodeMissingCredential)},
+		{name: "query token disabled", path: pathHaiku + "?token=tok-a", want: denied(401, apierror.MissingCredential)},
 		{name: "query token", mutate: func(c *config.Config) { c.Auth.QueryToken.Enabled = true },
 			path: pathHaiku + "?a=1&token=tok-a", want: allowed(acctA, userA, "tier_2_20", "owner", false, "query_token")},
 		{name: "query token custom param", mutate: func(c *config.Config) { c.Auth.QueryToken.Enabled = true; c.Auth.QueryToken.Param = "access_token" },
 			path: pathHaiku + "?access_token=tok-a", want: allowed(acctA, userA, "tier_2_20", "owner", false, "query_token")},
 		{name: "query token repeated is refused", mutate: func(c *config.Config) { c.Auth.QueryToken.Enabled = true },
-			path: pathHaiku + "?token=tok-a&token=tok-b", want: denied(401, CodeInvalidToken)},
+			path: pathHaiku + "?token=tok-a&token=tok-b", want: denied(401, apierror.InvalidToken)},
 		{name: "bearer beats query token", mutate: func(c *config.Config) { c.Auth.QueryToken.Enabled = true },
 			path: pathHaiku + "?token=tok-b", headers: bearer("tok-a"), want: allowed(acctA, userA, "tier_2_20", "owner", false, "jwt")},
 
 		// Plan: models and credits.
-		{name: "model not in tier", path: pathSonnet, headers: bearer("tok-a"), want: denied(403, CodeModelNotAllowed)},
+		{name: "model not in tier", path: pathSonnet, headers: bearer("tok-a"), want: denied(403, apierror.ModelNotAllowed)},
 		{name: "enterprise tier listed with every model", path: pathSonnet, headers: with(bearer("tok-a"), "x-account-id", acctTeam), want: allowed(acctTeam, userA, "tier_200_1000", "member", true, "jwt")},
 		{name: "tier not listed is refused", mutate: func(c *config.Config) { delete(c.Plans.Models, "tier_2_20") },
-			headers: bearer("tok-a"), want: denied(403, CodeUnknownTier)},
+			headers: bearer("tok-a"), want: denied(403, apierror.UnknownTier)},
 		{name: "enterprise tier not listed is refused", mutate: func(c *config.Config) { delete(c.Plans.Models, "tier_200_1000") },
-			path: pathSonnet, headers: with(bearer("tok-a"), "x-account-id", acctTeam), want: denied(403, CodeUnknownTier)},
+			path: pathSonnet, headers: with(bearer("tok-a"), "x-account-id", acctTeam), want: denied(403, apierror.UnknownTier)},
 		{name: "tier not listed is refused on non-model paths too", mutate: func(c *config.Config) { delete(c.Plans.Models, "tier_2_20") },
-			method: "GET", path: pathList, headers: bearer("tok-a"), want: denied(403, CodeUnknownTier)},
+			method: "GET", path: pathList, headers: bearer("tok-a"), want: denied(403, apierror.UnknownTier)},
 		{name: "tier not listed via api key", mutate: func(c *config.Config) { delete(c.Plans.Models, "tier_200_1000") },
-			headers: map[string]string{"x-api-key": keyGood}, want: denied(403, CodeUnknownTier)},
+			headers: map[string]string{"x-api-key": keyGood}, want: denied(403, apierror.UnknownTier)},
 		{name: "explicit default_models covers unlisted tiers", mutate: func(c *config.Config) { c.Plans.DefaultModels = []string{"anthropic.claude-3-haiku-*"} },
 			headers: bearer("tok-b"), want: allowed(acctB, userB, tenant.NoTier, "owner", false, "jwt")},
 		{name: "explicit default_models still restricts models", mutate: func(c *config.Config) { c.Plans.DefaultModels = []string{"anthropic.claude-3-haiku-*"} },
-			path: pathSonnet, headers: bearer("tok-b"), want: denied(403, CodeModelNotAllowed)},
+			path: pathSonnet, headers: bearer("tok-b"), want: denied(403, apierror.ModelNotAllowed)},
 		{name: "non-model path not refused", method: "GET", path: pathList, headers: bearer("tok-a"), want: allowed(acctA, userA, "tier_2_20", "owner", false, "jwt")},
 		{name: "unknown path not refused", method: "GET", path: pathUnknown, headers: bearer("tok-a"), want: allowed(acctA, userA, "tier_2_20", "owner", false, "jwt")},
 		{name: "credits gate off", headers: with(bearer("tok-a"), "x-account-id", acctBroke), want: allowed(acctBroke, userA, "tier_2_20", "member", false, "jwt")},
 		{name: "credits gate on, zero balance", mutate: func(c *config.Config) { c.Plans.BlockOnNoCredits = true },
-			headers: with(bearer("tok-a"), "x-account-id", acctBroke), want: denied(403, CodeInsufficientCredits)},
+			headers: with(bearer("tok-a"), "x-account-id", acctBroke), want: denied(403, apierror.InsufficientCredits)},
 		{name: "credits gate on, no plan row", mutate: func(c *config.Config) { c.Plans.BlockOnNoCredits = true; c.Plans.Models[tenant.NoTier] = []string{"*"} },
-			headers: bearer("tok-b"), want: denied(403, CodeInsufficientCredits)},
+			headers: bearer("tok-b"), want: denied(403, apierror.InsufficientCredits)},
 		{name: "credits gate on, positive balance", mutate: func(c *config.Config) { c.Plans.BlockOnNoCredits = true },
 			headers: bearer("tok-a"), want: allowed(acctA, userA, "tier_2_20", "owner", false, "jwt")},
 		{name: "credits gate on, listing is free", mutate: func(c *config.Config) { c.Plans.BlockOnNoCredits = true },
 			method: "GET", path: pathList, headers: with(bearer("tok-a"), "x-account-id", acctBroke), want: allowed(acctBroke, userA, "tier_2_20", "member", false, "jwt")},
 		{name: "credits gate on, async start costs", mutate: func(c *config.Config) { c.Plans.BlockOnNoCredits = true },
-			method: "POST", path: pathList, headers: with(bearer("tok-a"), "x-account-id", acctBroke), want: denied(403, CodeInsufficientCredits)},
+			method: "POST", path: pathList, headers: with(bearer("tok-a"), "x-account-id", acctBroke), want: denied(403, apierror.InsufficientCredits)},
 	}
 	runCases(t, cases, nil)
 }
@@ -333,7 +353,7 @@ func TestCheckPlanUnavailable(t *testing.T) {
 	// swapping the directory.
 	h.srv.dir = planDown{h.dir}
 	resp, _ := h.srv.Check(context.Background(), envoyRequest("POST", pathHaiku, bearer("tok-a"), ""))
-	assertVerdict(t, decode(t, resp), denied(503, CodeUnavailable))
+	assertVerdict(t, decode(t, resp), denied(503, apierror.Unavailable))
 }
 
 type planDown struct{ *fakeDir }
@@ -350,10 +370,10 @@ func TestCheckMetricsAndLogs(t *testing.T) {
 	if got := metricValue(t, h.reg, "tenantgate_extauthz_decisions_total", "code", "ok", "credential", "jwt"); got != 2 {
 		t.Errorf("ok/jwt = %v, want 2", got)
 	}
-	if got := metricValue(t, h.reg, "tenantgate_extauthz_decisions_total", "code", CodeInvalidToken, "credential", "jwt"); got != 1 {
+	if got := metricValue(t, h.reg, "tenantgate_extauthz_decisions_total", "code", string(apierror.InvalidToken), "credential", "jwt"); got != 1 {
 		t.Errorf("invalid_token/jwt = %v, want 1", got)
 	}
-	if got := metricValue(t, h.reg, "tenantgate_extauthz_decisions_total", "code", CodeMissingCredential, "credential", "none"); got != 1 {
+	if got := metricValue(t, h.reg, "tenantgate_extauthz_decisions_total", "code", string(apierror.MissingCredential), "credential", "none"); got != 1 {
 		t.Errorf("missing/none = %v, want 1", got)
 	}
 	if n := metricValue(t, h.reg, "tenantgate_extauthz_check_duration_seconds", "result", "allowed"); n != 2 {

@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/tenantgate/tenantgate/internal/apierror"
 	"github.com/tenantgate/tenantgate/internal/config"
 	"github.com/tenantgate/tenantgate/internal/identity"
 	"github.com/tenantgate/tenantgate/internal/servicetoken"
@@ -139,7 +140,7 @@ func (s *Server) decideService(ctx context.Context, r request) (outcome, bool) {
 			name, ok := s.svc.matchKey(strings.TrimSpace(v))
 			if !ok {
 				return outcome{credential: credentialServiceAPIKey,
-					deny: deny(401, CodeInvalidServiceKey, "the service key is not valid")}, true
+					deny: deny(apierror.InvalidServiceKey)}, true
 			}
 			return s.serviceAuthorize(ctx, r, name, credentialServiceAPIKey), true
 		}
@@ -155,7 +156,7 @@ func (s *Server) decideServiceRole(ctx context.Context, r request, token string)
 	if _, err := s.svc.roleVerifier.Verify(ctx, token); err != nil {
 		o := outcome{credential: credentialServiceRole}
 		if errors.Is(err, servicetoken.ErrInvalid) {
-			o.deny = deny(401, CodeInvalidToken, "the service token is not valid").withErr(err)
+			o.deny = deny(apierror.InvalidToken).withErr(err)
 		} else {
 			o.deny = unavailable(fmt.Errorf("verify service token: %w", err))
 		}
@@ -176,18 +177,18 @@ func (s *Server) serviceAuthorize(ctx context.Context, r request, principal, cre
 	}
 	v, present := r.header(s.auth.AccountHeader)
 	if !present || v == "" {
-		o.deny = deny(400, CodeAccountRequired, "service callers must name the account in "+s.auth.AccountHeader)
+		o.deny = deny(apierror.AccountRequired, s.auth.AccountHeader)
 		return o
 	}
 	id, ok := validate.NormalizeUUID(v)
 	if !ok {
-		o.deny = deny(400, CodeInvalidAccountID, "the account id is not a valid UUID")
+		o.deny = deny(apierror.InvalidAccountID)
 		return o
 	}
 	acct, err := s.dir.Account(ctx, id)
 	switch {
 	case errors.Is(err, tenant.ErrNotFound):
-		o.deny = deny(403, CodeAccountNotFound, "the account does not exist")
+		o.deny = deny(apierror.AccountNotFound)
 		return o
 	case err != nil:
 		o.deny = unavailable(fmt.Errorf("look up account: %w", err))

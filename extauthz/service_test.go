@@ -8,6 +8,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/tenantgate/tenantgate/internal/apierror"
 	"github.com/tenantgate/tenantgate/internal/config"
 	"github.com/tenantgate/tenantgate/internal/identity"
 )
@@ -66,22 +67,22 @@ func TestCheckServiceCallers(t *testing.T) {
 		// mTLS workload identity.
 		{name: "trusted principal", mutate: withServices, principal: workload, headers: acct(acctTeam),
 			want: serviceAllowed(acctTeam, workload, "tier_200_1000", true, "mtls")},
-		{name: "trusted principal without account", mutate: withServices, principal: workload, want: denied(400, CodeAccountRequired)},
-		{name: "trusted principal, empty account", mutate: withServices, principal: workload, headers: acct(""), want: denied(400, CodeAccountRequired)},
-		{name: "trusted principal, bad account id", mutate: withServices, principal: workload, headers: acct("team-1"), want: denied(400, CodeInvalidAccountID)},
-		{name: "trusted principal, unknown account", mutate: withServices, principal: workload, headers: acct(acctNone), want: denied(403, CodeAccountNotFound)},
-		{name: "trusted principal, account lookup down", mutate: withServices, principal: workload, headers: acct(acctDown), want: denied(503, CodeUnavailable)},
-		{name: "trusted principal, tier refuses model", mutate: withServices, principal: workload, path: pathSonnet, headers: acct(acctA), want: denied(403, CodeModelNotAllowed)},
-		{name: "trusted principal, account without plan row is an unknown tier", mutate: withServices, principal: workload, headers: acct(acctB), want: denied(403, CodeUnknownTier)},
+		{name: "trusted principal without account", mutate: withServices, principal: workload, want: denied(400, apierror.AccountRequired)},
+		{name: "trusted principal, empty account", mutate: withServices, principal: workload, headers: acct(""), want: denied(400, apierror.AccountRequired)},
+		{name: "trusted principal, bad account id", mutate: withServices, principal: workload, headers: acct("team-1"), want: denied(400, apierror.InvalidAccountID)},
+		{name: "trusted principal, unknown account", mutate: withServices, principal: workload, headers: acct(acctNone), want: denied(403, apierror.AccountNotFound)},
+		{name: "trusted principal, account lookup down", mutate: withServices, principal: workload, headers: acct(acctDown), want: denied(503, apierror.Unavailable)},
+		{name: "trusted principal, tier refuses model", mutate: withServices, principal: workload, path: pathSonnet, headers: acct(acctA), want: denied(403, apierror.ModelNotAllowed)},
+		{name: "trusted principal, account without plan row is an unknown tier", mutate: withServices, principal: workload, headers: acct(acctB), want: denied(403, apierror.UnknownTier)},
 		{name: "trusted principal, tier not listed", mutate: servicesWith(func(c *config.Config) { delete(c.Plans.Models, "tier_200_1000") }),
-			principal: workload, headers: acct(acctTeam), want: denied(403, CodeUnknownTier)},
+			principal: workload, headers: acct(acctTeam), want: denied(403, apierror.UnknownTier)},
 		{name: "trusted principal, credit gate", mutate: servicesWith(func(c *config.Config) { c.Plans.BlockOnNoCredits = true }),
-			principal: workload, headers: acct(acctBroke), want: denied(403, CodeInsufficientCredits)},
-		{name: "untrusted principal is anonymous", mutate: withServices, principal: "spiffe://cluster.local/ns/evil/sa/x", headers: acct(acctTeam), want: denied(401, CodeMissingCredential)},
-		{name: "principal prefix is not trusted", mutate: withServices, principal: workload + "/x", headers: acct(acctTeam), want: denied(401, CodeMissingCredential)},
-		{name: "no trusted principals configured", principal: workload, headers: acct(acctTeam), want: denied(401, CodeMissingCredential)},
-		{name: "untrusted principal with user token keeps membership rule", mutate: withServices, principal: "spiffe://other", headers: with(bearer("tok-b"), "x-account-id", acctTeam), want: denied(403, CodeNotAMember)},
-		{name: "user token beats trusted principal", mutate: withServices, principal: workload, headers: with(bearer("tok-b"), "x-account-id", acctTeam), want: denied(403, CodeNotAMember)},
+			principal: workload, headers: acct(acctBroke), want: denied(403, apierror.InsufficientCredits)},
+		{name: "untrusted principal is anonymous", mutate: withServices, principal: "spiffe://cluster.local/ns/evil/sa/x", headers: acct(acctTeam), want: denied(401, apierror.MissingCredential)},
+		{name: "principal prefix is not trusted", mutate: withServices, principal: workload + "/x", headers: acct(acctTeam), want: denied(401, apierror.MissingCredential)},
+		{name: "no trusted principals configured", principal: workload, headers: acct(acctTeam), want: denied(401, apierror.MissingCredential)},
+		{name: "untrusted principal with user token keeps membership rule", mutate: withServices, principal: "spiffe://other", headers: with(bearer("tok-b"), "x-account-id", acctTeam), want: denied(403, apierror.NotAMember)},
+		{name: "user token beats trusted principal", mutate: withServices, principal: workload, headers: with(bearer("tok-b"), "x-account-id", acctTeam), want: denied(403, apierror.NotAMember)},
 		{name: "user token with trusted principal stays a user", mutate: withServices, principal: workload, headers: with(bearer("tok-a"), "x-account-id", acctTeam),
 			want: allowed(acctTeam, userA, "tier_200_1000", "member", true, "jwt")},
 
@@ -95,28 +96,28 @@ func TestCheckServiceCallers(t *testing.T) {
 			c.Plans.Models["none"] = []string{"*"}
 		}),
 			headers: with(bearer(srt), "x-account-id", acctB), want: serviceAllowed(acctB, "backend", "none", false, "service_role")},
-		{name: "service_role key without account", mutate: withServices, headers: bearer(srt), want: denied(400, CodeAccountRequired)},
-		{name: "service_role key, unknown account", mutate: withServices, headers: with(bearer(srt), "x-account-id", acctNone), want: denied(403, CodeAccountNotFound)},
-		{name: "service_role key, wrong secret", mutate: withServices, headers: with(bearer(serviceRoleToken(t, "wrong-secret-wrong-secret-wrong-secret-xx", nil)), "x-account-id", acctTeam), want: denied(401, CodeInvalidToken)},
-		{name: "service_role key, expired", mutate: withServices, headers: with(bearer(serviceRoleToken(t, jwtSecret, map[string]any{"exp": time.Now().Add(-time.Hour).Unix()})), "x-account-id", acctTeam), want: denied(401, CodeInvalidToken)},
-		{name: "service_role key naming a user", mutate: withServices, headers: with(bearer(serviceRoleToken(t, jwtSecret, map[string]any{"sub": userA})), "x-account-id", acctTeam), want: denied(401, CodeInvalidToken)},
+		{name: "service_role key without account", mutate: withServices, headers: bearer(srt), want: denied(400, apierror.AccountRequired)},
+		{name: "service_role key, unknown account", mutate: withServices, headers: with(bearer(srt), "x-account-id", acctNone), want: denied(403, apierror.AccountNotFound)},
+		{name: "service_role key, wrong secret", mutate: withServices, headers: with(bearer(serviceRoleToken(t, "wrong-secret-wrong-secret-wrong-secret-xx", nil)), "x-account-id", acctTeam), want: denied(401, apierror.InvalidToken)},
+		{name: "service_role key, expired", mutate: withServices, headers: with(bearer(serviceRoleToken(t, jwtSecret, map[string]any{"exp": time.Now().Add(-time.Hour).Unix()})), "x-account-id", acctTeam), want: denied(401, apierror.InvalidToken)},
+		{name: "service_role key naming a user", mutate: withServices, headers: with(bearer(serviceRoleToken(t, jwtSecret, map[string]any{"sub": userA})), "x-account-id", acctTeam), want: denied(401, apierror.InvalidToken)},
 		{name: "service_role disabled", mutate: servicesWith(func(c *config.Config) { c.Auth.Issuers[0].ServiceRole = false }),
-			headers: with(bearer(srt), "x-account-id", acctTeam), want: denied(401, CodeInvalidToken)},
+			headers: with(bearer(srt), "x-account-id", acctTeam), want: denied(401, apierror.InvalidToken)},
 		{name: "service_role key of another project with the same secret", mutate: withServices,
-			headers: with(bearer(serviceRoleToken(t, jwtSecret, map[string]any{"ref": "efgh"})), "x-account-id", acctTeam), want: denied(401, CodeInvalidToken)},
+			headers: with(bearer(serviceRoleToken(t, jwtSecret, map[string]any{"ref": "efgh"})), "x-account-id", acctTeam), want: denied(401, apierror.InvalidToken)},
 		{name: "legacy service_role key without ref", mutate: withServices,
-			headers: with(bearer(serviceRoleToken(t, jwtSecret, map[string]any{"ref": nil})), "x-account-id", acctTeam), want: denied(401, CodeInvalidToken)},
+			headers: with(bearer(serviceRoleToken(t, jwtSecret, map[string]any{"ref": nil})), "x-account-id", acctTeam), want: denied(401, apierror.InvalidToken)},
 		{name: "service_role enabled on the other project only", mutate: servicesWith(func(c *config.Config) {
 			c.Auth.Issuers[0].ServiceRole = false
 			c.Auth.Issuers = append(c.Auth.Issuers, config.Issuer{Issuer: "https://efgh.supabase.co/auth/v1", HS256Secret: jwtSecret, ServiceRole: true})
-		}), headers: with(bearer(srt), "x-account-id", acctTeam), want: denied(401, CodeInvalidToken)},
+		}), headers: with(bearer(srt), "x-account-id", acctTeam), want: denied(401, apierror.InvalidToken)},
 		{name: "service_role per issuer: the other project's own key", mutate: servicesWith(func(c *config.Config) {
 			c.Auth.Issuers[0].ServiceRole = false
 			c.Auth.Issuers = append(c.Auth.Issuers, config.Issuer{Issuer: "https://efgh.supabase.co/auth/v1", HS256Secret: jwtSecret, ServiceRole: true})
 		}), headers: with(bearer(serviceRoleToken(t, jwtSecret, map[string]any{"ref": "efgh"})), "x-account-id", acctTeam),
 			want: serviceAllowed(acctTeam, "supabase-service-role", "tier_200_1000", true, "service_role")},
 		{name: "service_role via query token refused", mutate: servicesWith(func(c *config.Config) { c.Auth.QueryToken.Enabled = true }),
-			path: pathHaiku + "?token=" + srt, headers: acct(acctTeam), want: denied(401, CodeInvalidToken)},
+			path: pathHaiku + "?token=" + srt, headers: acct(acctTeam), want: denied(401, apierror.InvalidToken)},
 
 		// Service API keys.
 		{name: "service key", mutate: withServices, headers: map[string]string{"x-service-key": svcKeyWorker, "x-account-id": acctTeam},
@@ -125,11 +126,11 @@ func TestCheckServiceCallers(t *testing.T) {
 			want: serviceAllowed(acctA, "billing", "tier_2_20", false, "service_api_key")},
 		{name: "service key custom header", mutate: servicesWith(func(c *config.Config) { c.Service.APIKeyHeader = "x-internal-key" }),
 			headers: map[string]string{"x-internal-key": svcKeyWorker, "x-account-id": acctTeam}, want: serviceAllowed(acctTeam, "worker", "tier_200_1000", true, "service_api_key")},
-		{name: "service key wrong", mutate: withServices, headers: map[string]string{"x-service-key": svcKeyWorker + "x", "x-account-id": acctTeam}, want: denied(401, CodeInvalidServiceKey)},
-		{name: "service key prefix", mutate: withServices, headers: map[string]string{"x-service-key": svcKeyWorker[:20], "x-account-id": acctTeam}, want: denied(401, CodeInvalidServiceKey)},
-		{name: "service key without account", mutate: withServices, headers: map[string]string{"x-service-key": svcKeyWorker}, want: denied(400, CodeAccountRequired)},
-		{name: "service key header ignored when none configured", headers: map[string]string{"x-service-key": svcKeyWorker, "x-account-id": acctTeam}, want: denied(401, CodeMissingCredential)},
-		{name: "user token beats service key", mutate: withServices, headers: with(bearer("tok-b"), "x-service-key", svcKeyWorker, "x-account-id", acctTeam), want: denied(403, CodeNotAMember)},
+		{name: "service key wrong", mutate: withServices, headers: map[string]string{"x-service-key": svcKeyWorker + "x", "x-account-id": acctTeam}, want: denied(401, apierror.InvalidServiceKey)},
+		{name: "service key prefix", mutate: withServices, headers: map[string]string{"x-service-key": svcKeyWorker[:20], "x-account-id": acctTeam}, want: denied(401, apierror.InvalidServiceKey)},
+		{name: "service key without account", mutate: withServices, headers: map[string]string{"x-service-key": svcKeyWorker}, want: denied(400, apierror.AccountRequired)},
+		{name: "service key header ignored when none configured", headers: map[string]string{"x-service-key": svcKeyWorker, "x-account-id": acctTeam}, want: denied(401, apierror.MissingCredential)},
+		{name: "user token beats service key", mutate: withServices, headers: with(bearer("tok-b"), "x-service-key", svcKeyWorker, "x-account-id", acctTeam), want: denied(403, apierror.NotAMember)},
 	}
 	runCases(t, cases, env)
 }
@@ -167,7 +168,7 @@ func TestServiceKeyStrippedAndAudited(t *testing.T) {
 	if got := metricValue(t, h.reg, "tenantgate_extauthz_service_decisions_total", "principal", "worker", "code", "ok"); got != 1 {
 		t.Errorf("service decisions worker/ok = %v, want 1", got)
 	}
-	if got := metricValue(t, h.reg, "tenantgate_extauthz_service_decisions_total", "principal", workload, "code", CodeAccountNotFound); got != 1 {
+	if got := metricValue(t, h.reg, "tenantgate_extauthz_service_decisions_total", "principal", workload, "code", string(apierror.AccountNotFound)); got != 1 {
 		t.Errorf("service decisions workload/account_not_found = %v, want 1", got)
 	}
 }

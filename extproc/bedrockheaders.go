@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/tenantgate/tenantgate/internal/apierror"
 	"github.com/tenantgate/tenantgate/internal/config"
 )
 
@@ -72,11 +73,12 @@ func (s *Server) screenBedrockHeaders(ctx context.Context, tier string, hdrs map
 		s.headerDrops.WithLabelValues(headerLabel(name), action).Inc()
 	}
 	if action == "rejected" {
-		msg := "an x-amzn-bedrock-* header is not allowed for this plan"
-		if l := headerLabel(unlisted[0]); l != "other" {
-			msg = "header " + l + " is not allowed for this plan"
+		// Only known header names are echoed; any other is named by its prefix.
+		name := headerLabel(unlisted[0])
+		if name == "other" {
+			name = config.BedrockHeaderPrefix + "*"
 		}
-		return nil, newReject(400, "bedrock_header_not_allowed", msg)
+		return nil, newReject(apierror.BedrockHeaderNotAllowed, name)
 	}
 	s.log.DebugContext(ctx, "x-amzn-bedrock-* headers not allowed for the plan removed", "tier", tier, "count", len(unlisted))
 	return unlisted, nil

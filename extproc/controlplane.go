@@ -4,6 +4,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/tenantgate/tenantgate/internal/apierror"
 	"github.com/tenantgate/tenantgate/internal/bedrockpath"
 )
 
@@ -26,7 +27,7 @@ func (s *Server) hostFor(p *pending) string {
 func (s *Server) prepare(p *pending) *reject {
 	if p.op.Op.ControlPlane() {
 		if s.cfg.ControlEndpointTemplate == "" {
-			return newReject(404, "unsupported_operation", "Bedrock control-plane calls are not configured")
+			return newReject(apierror.UnsupportedOperation)
 		}
 		if rej := s.platformControlPlane(p); rej != nil {
 			return rej
@@ -44,13 +45,12 @@ func (s *Server) platformControlPlane(p *pending) *reject {
 	if p.choice.kind != KindPlatform {
 		return nil
 	}
-	denied := newReject(403, "application_profile_denied",
-		"application inference profiles are available only to accounts with their own Bedrock routing; use a system-defined (cross-region) inference profile")
+	denied := newReject(apierror.ApplicationProfileDenied)
 	switch p.op.Op {
 	case bedrockpath.ListInferenceProfiles:
 		q, err := url.ParseQuery(p.op.Query)
 		if err != nil {
-			return newReject(400, "bad_request", "invalid query string")
+			return newReject(apierror.BadRequest, "invalid query string")
 		}
 		types, present := q["type"]
 		for _, t := range types {

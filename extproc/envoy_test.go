@@ -3,6 +3,7 @@ package extproc
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -223,15 +224,16 @@ func TestThroughRealEnvoy(t *testing.T) {
 		body                       []byte
 		wantStatus                 int
 		wantKey                    string
+		wantType, wantCode         string // of a rejection
 	}{
-		{"tenant converse with colon model id", "ent", "POST", haikuPath, body, 200, "ASIAacct-ent"},
-		{"tenant inference profile arn", "ent", "POST", profilePath, body, 200, "ASIAacct-ent"},
-		{"platform converse", "pro", "POST", haikuPath, body, 200, "AKIAPLATFORM"},
-		{"tenant get without body", "ent", "GET", "/async-invoke?maxResults=2", nil, 200, "ASIAacct-ent"},
-		{"platform async list refused", "pro", "GET", "/async-invoke?maxResults=2", nil, 403, ""},
-		{"no tenant", "", "POST", haikuPath, body, 403, ""},
-		{"unsupported", "pro", "POST", "/model/x/unknown", body, 404, ""},
-		{"bidi", "pro", "POST", "/model/x/invoke-with-bidirectional-stream", body, 501, ""},
+		{"tenant converse with colon model id", "ent", "POST", haikuPath, body, 200, "ASIAacct-ent", "", ""},
+		{"tenant inference profile arn", "ent", "POST", profilePath, body, 200, "ASIAacct-ent", "", ""},
+		{"platform converse", "pro", "POST", haikuPath, body, 200, "AKIAPLATFORM", "", ""},
+		{"tenant get without body", "ent", "GET", "/async-invoke?maxResults=2", nil, 200, "ASIAacct-ent", "", ""},
+		{"platform async list refused", "pro", "GET", "/async-invoke?maxResults=2", nil, 403, "", "AccessDeniedException", "async_invoke_not_allowed"},
+		{"no tenant", "", "POST", haikuPath, body, 403, "", "AccessDeniedException", "no_tenant"},
+		{"unsupported", "pro", "POST", "/model/x/unknown", body, 404, "", "UnknownOperationException", "unsupported_operation"},
+		{"bidi", "pro", "POST", "/model/x/invoke-with-bidirectional-stream", body, 400, "", "ValidationException", "not_implemented"},
 	}
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -240,8 +242,20 @@ func TestThroughRealEnvoy(t *testing.T) {
 			if status != tc.wantStatus {
 				t.Fatalf("status %d (%s), want %d", status, rb, tc.wantStatus)
 			}
-			if tc.wantStatus != 200 && !strings.Contains(hdr.Get("Content-Type"), "application/json") {
-				t.Fatalf("rejection content-type %q body %s", hdr.Get("Content-Type"), rb)
+			if tc.wantStatus != 200 {
+				// What the AWS SDKs read: x-amzn-errortype, and __type and
+				// message in a JSON body.
+				var b struct {
+					Type    string `json:"__type"`
+					Message string `json:"message"`
+					Error   string `json:"error"`
+				}
+				if err := json.Unmarshal(rb, &b); err != nil || b.Type != tc.wantType || b.Error != tc.wantCode || b.Message == "" {
+					t.Errorf("rejection body %s (err %v), want __type %s, error %s and a message", rb, err, tc.wantType, tc.wantCode)
+				}
+				if hdr.Get("Content-Type") != "application/json" || hdr.Get("X-Amzn-Errortype") != tc.wantType || hdr.Get("X-Tenantgate-Error") != tc.wantCode {
+					t.Errorf("rejection headers %v, want content-type application/json, x-amzn-errortype %s, x-tenantgate-error %s", hdr, tc.wantType, tc.wantCode)
+				}
 			}
 			fb.mu.Lock()
 			got := fb.signers[tid]

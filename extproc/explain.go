@@ -3,6 +3,7 @@ package extproc
 import (
 	"context"
 
+	"github.com/tenantgate/tenantgate/internal/apierror"
 	"github.com/tenantgate/tenantgate/internal/bedrockpath"
 	"github.com/tenantgate/tenantgate/internal/identity"
 	"github.com/tenantgate/tenantgate/internal/store/validate"
@@ -42,16 +43,16 @@ type Explanation struct {
 func (s *Server) Explain(ctx context.Context, id identity.Identity, method, path string) Explanation {
 	e := Explanation{Kind: kindNone, Status: 200, Code: "ok", Path: path}
 	refuse := func(r *reject) Explanation {
-		e.Allowed, e.Status, e.Code, e.Message = false, r.status, r.code, r.message
+		e.Allowed, e.Status, e.Code, e.Message = false, r.Status, string(r.Code), r.Text
 		return e
 	}
 	op, err := bedrockpath.Parse(method, path)
 	if err != nil {
-		return refuse(newReject(404, "unsupported_operation", "not a supported Bedrock runtime operation"))
+		return refuse(newReject(apierror.UnsupportedOperation))
 	}
 	e.Operation = string(op.Op)
 	if op.Op == bedrockpath.InvokeModelWithBidirectionalStream {
-		return refuse(newReject(501, "not_implemented", "bidirectional streaming is not supported"))
+		return refuse(newReject(apierror.NotImplemented))
 	}
 	if rej := s.asyncRule(op.Op, ""); rej != nil {
 		return refuse(rej)

@@ -1,9 +1,9 @@
 package extproc
 
 import (
-	"fmt"
 	"strings"
 
+	"github.com/tenantgate/tenantgate/internal/apierror"
 	"github.com/tenantgate/tenantgate/internal/bedrockpath"
 	"github.com/tenantgate/tenantgate/internal/config"
 )
@@ -64,11 +64,11 @@ func (s *Server) checkPlace(id string, ch choice) (geo, rest string, rej *reject
 	}
 	if arn, ok := bedrockpath.ParseARN(id); ok {
 		if arn.Region != "" && arn.Region != region {
-			return "", "", newReject(400, "model_arn_mismatch", fmt.Sprintf(
-				"the model ARN names region %s, but this account's requests are served in %s; use an ARN of %s", arn.Region, region, region))
+			return "", "", newReject(apierror.ModelARNMismatch, "region "+arn.Region, "; use an ARN of "+region)
 		}
 		if arn.Account != "" && ch.awsAccount != "" && arn.Account != ch.awsAccount {
-			return "", "", newReject(400, "model_arn_mismatch", "the model ARN names an AWS account other than the one serving this account's requests")
+			// The accounts are not named: the serving one is the tenant's.
+			return "", "", newReject(apierror.ModelARNMismatch, "an AWS account", "")
 		}
 		if res, ok := strings.CutPrefix(arn.Resource, "inference-profile/"); ok {
 			if g, r := bedrockpath.SplitGeography(res); g != "" && !bedrockpath.GeographyServes(g, region) {
@@ -90,6 +90,5 @@ func geographyReject(geo, rest, region string) *reject {
 	if home := bedrockpath.HomeGeography(region); home != "" {
 		use = home + "." + rest + " (or global." + rest + ")"
 	}
-	return newReject(400, "geography_mismatch", fmt.Sprintf(
-		"the model id uses the %s. cross-region geography, but this account's requests are served in %s; use %s", geo, region, use))
+	return newReject(apierror.GeographyMismatch, geo, region, use)
 }

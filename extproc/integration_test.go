@@ -212,7 +212,7 @@ func TestGRPCStreamAgainstVerifier(t *testing.T) {
 		{"platform list refused", proID, "GET", "/async-invoke?maxResults=3", nil, 403, ""},
 		{"tenant get async invoke arn", entID, "GET", "/async-invoke/arn%3Aaws%3Abedrock%3Aeu-west-1%3A1%3Aasync-invoke%2Fabc", nil, 200, "ASIAacct-ent"},
 		{"no tenant", nil, "POST", haikuPath, body, 403, ""},
-		{"bidi", entID, "POST", "/model/x/invoke-with-bidirectional-stream", body, 501, ""},
+		{"bidi", entID, "POST", "/model/x/invoke-with-bidirectional-stream", body, 400, ""},
 	}
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

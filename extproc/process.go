@@ -2,9 +2,7 @@ package extproc
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"fmt"
 	"log/slog"
 	"strconv"
 	"strings"
@@ -16,6 +14,7 @@ import (
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 
+	"github.com/tenantgate/tenantgate/internal/apierror"
 	"github.com/tenantgate/tenantgate/internal/awscreds"
 	"github.com/tenantgate/tenantgate/internal/bedrockpath"
 	"github.com/tenantgate/tenantgate/internal/config"
@@ -68,18 +67,18 @@ type choice struct {
 	awsAccount string
 }
 
-// reject is a request refused with an immediate response.
-type reject struct {
-	status  int
-	code    string
-	message string
-	outcome string
-}
+// reject is a request refused with an immediate response rendered from the
+// apierror catalogue.
+type reject = apierror.Error
 
-func (r *reject) Error() string { return r.code }
+// reasonAsyncBody is the bad_request reason of a StartAsyncInvoke body
+// without one string modelId.
+const reasonAsyncBody = "StartAsyncInvoke needs a JSON object body with one string modelId"
 
-func newReject(status int, code, message string) *reject {
-	return &reject{status: status, code: code, message: message, outcome: code}
+// newReject refuses with code's catalogue entry; args are the non-secret
+// values its message formats.
+func newReject(code apierror.Code, args ...any) *reject {
+	return apierror.New(code, args...)
 }
 
 // bufferedMode is the filter's configured mode with buffered request body.
@@ -114,7 +113,7 @@ func (s *Server) handle(ctx context.Context, st *streamState, req *extprocv3.Pro
 		return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_ResponseTrailers{ResponseTrailers: &extprocv3.TrailersResponse{}}}
 	default:
 		st.done = true
-		return s.immediate(ctx, newReject(500, "internal", "unexpected processing message"), kindNone, "")
+		return s.immediate(ctx, newReject(apierror.Internal), kindNone, "")
 	}
 }
 
@@ -134,23 +133,23 @@ func (s *Server) onHeaders(ctx context.Context, st *streamState, req *extprocv3.
 
 	id, err := s.identity(req, first)
 	if err != nil {
-		return fail(newReject(403, "no_tenant", "request carries no verified tenant"), kindNone, "")
+		return fail(newReject(apierror.NoTenant), kindNone, "")
 	}
 	method, path := first(":method"), first(":path")
 	op, err := bedrockpath.Parse(method, path)
 	if err != nil {
-		return fail(newReject(404, "unsupported_operation", "not a supported Bedrock runtime operation"), kindNone, "")
+		return fail(newReject(apierror.UnsupportedOperation), kindNone, "")
 	}
 	if op.Op == bedrockpath.InvokeModelWithBidirectionalStream {
-		return fail(newReject(501, "not_implemented", "bidirectional streaming is not supported"), kindNone, "")
+		return fail(newReject(apierror.NotImplemented), kindNone, "")
 	}
 	if cl := first("content-length"); cl != "" {
 		n, err := strconv.ParseInt(strings.TrimSpace(cl), 10, 64)
 		if err != nil || n < 0 {
-			return fail(newReject(400, "bad_request", "invalid content-length"), kindNone, "")
+			return fail(newReject(apierror.BadRequest, "invalid content-length"), kindNone, "")
 		}
 		if n > s.cfg.MaxBodyBytes {
-			return fail(newReject(413, "body_too_large", fmt.Sprintf("request body exceeds %d bytes", s.cfg.MaxBodyBytes)), kindNone, "")
+			return fail(newReject(apierror.BodyTooLarge, s.cfg.MaxBodyBytes), kindNone, "")
 		}
 	}
 	if rej := s.asyncRule(op.Op, ""); rej != nil {
@@ -169,7 +168,7 @@ func (s *Server) onHeaders(ctx context.Context, st *streamState, req *extprocv3.
 	}
 	p := &pending{method: method, path: path, headers: hdrs, op: op, tier: id.Tier, choice: ch, start: start, unlisted: unlisted}
 	if op.Op == bedrockpath.StartAsyncInvoke && h.GetEndOfStream() {
-		return fail(newReject(400, "bad_request", "StartAsyncInvoke needs a JSON body naming modelId"), ch.kind, ch.region)
+		return fail(newReject(apierror.BadRequest, reasonAsyncBody), ch.kind, ch.region)
 	}
 	if rej := s.prepare(p); rej != nil {
 		return fail(rej, ch.kind, ch.region)
@@ -200,11 +199,11 @@ func (s *Server) onBody(ctx context.Context, st *streamState, b *extprocv3.HttpB
 	p := st.pending
 	if p == nil {
 		st.done = true
-		return s.immediate(ctx, newReject(500, "internal", "request body without accepted headers"), kindNone, "")
+		return s.immediate(ctx, newReject(apierror.Internal), kindNone, "")
 	}
 	if int64(len(p.body))+int64(len(b.GetBody())) > s.cfg.MaxBodyBytes {
 		st.done, st.pending = true, nil
-		return s.immediate(ctx, newReject(413, "body_too_large", fmt.Sprintf("request body exceeds %d bytes", s.cfg.MaxBodyBytes)), p.choice.kind, p.choice.region)
+		return s.immediate(ctx, newReject(apierror.BodyTooLarge, s.cfg.MaxBodyBytes), p.choice.kind, p.choice.region)
 	}
 	if !b.GetEndOfStream() {
 		// In BUFFERED mode (the only body mode tenantgate asks for) Envoy
@@ -246,7 +245,7 @@ func (s *Server) checkBodyModel(p *pending) *reject {
 	}
 	model, err := bedrockpath.AsyncInvokeModelID(p.body)
 	if err != nil {
-		return newReject(400, "bad_request", "StartAsyncInvoke body must be a JSON object with one string modelId")
+		return newReject(apierror.BadRequest, reasonAsyncBody)
 	}
 	p.op.ModelID = model
 	tier := p.tier
@@ -254,7 +253,7 @@ func (s *Server) checkBodyModel(p *pending) *reject {
 		tier = tenant.NoTier
 	}
 	if !s.models.ModelAllowed(tier, model) {
-		return newReject(403, "model_not_allowed", "the account's plan does not include this model")
+		return newReject(apierror.ModelNotAllowed)
 	}
 	return s.placeBodyModel(p)
 }
@@ -275,9 +274,7 @@ func (s *Server) asyncRule(op bedrockpath.Operation, kind string) *reject {
 	return nil
 }
 
-func errAsync() *reject {
-	return newReject(403, "async_invoke_not_allowed", "async invocation is not allowed for this account")
-}
+func errAsync() *reject { return newReject(apierror.AsyncInvokeNotAllowed) }
 
 // onTrailers refuses every request that carries trailers. Bedrock runtime
 // requests have none, SigV4 does not cover them, and a TrailersResponse
@@ -292,9 +289,7 @@ func (s *Server) onTrailers(ctx context.Context, st *streamState) *extprocv3.Pro
 	return s.immediate(ctx, errTrailers(), kind, region)
 }
 
-func errTrailers() *reject {
-	return newReject(400, "trailers_not_supported", "requests with trailers are not supported")
-}
+func errTrailers() *reject { return newReject(apierror.TrailersNotSupported) }
 
 func (s *Server) identity(req *extprocv3.ProcessingRequest, get func(string) string) (identity.Identity, error) {
 	if s.cfg.TenantSource == config.TenantFromHeaders {
@@ -329,7 +324,7 @@ func (s *Server) decideRouting(ctx context.Context, id identity.Identity) (routi
 		route = tenant.Route{}
 	case err != nil:
 		s.log.ErrorContext(ctx, "routing lookup failed", "account_id", id.AccountID, "error", err)
-		return routing{choice: choice{kind: KindTenant, account: id.AccountID}}, newReject(503, "unavailable", "tenant routing is temporarily unavailable")
+		return routing{choice: choice{kind: KindTenant, account: id.AccountID}}, newReject(apierror.Unavailable)
 	}
 	if !route.Enabled || route.RoleARN == "" {
 		reason := "no_route"
@@ -338,7 +333,7 @@ func (s *Server) decideRouting(ctx context.Context, id identity.Identity) (routi
 		}
 		if s.cfg.EnterpriseWithoutRoute != config.NoRoutePlatform {
 			return routing{choice: choice{kind: kindNone, account: id.AccountID}, route: route, fallback: reason},
-				newReject(403, "no_tenant_route", "no enabled Bedrock routing for this account")
+				newReject(apierror.NoTenantRoute)
 		}
 		platform.route, platform.fallback = route, reason
 		return platform, nil
@@ -353,7 +348,7 @@ func (s *Server) decideRouting(ctx context.Context, id identity.Identity) (routi
 		// malformed one.
 		s.log.ErrorContext(ctx, "routing row has an invalid region", "account_id", id.AccountID)
 		rt.region = ""
-		return rt, newReject(502, "tenant_credentials_unavailable", "tenant routing is misconfigured")
+		return rt, newReject(apierror.TenantCredentialsUnavailable)
 	}
 	return rt, nil
 }
@@ -378,7 +373,7 @@ func (s *Server) choose(ctx context.Context, id identity.Identity) (ch choice, r
 		creds, err := s.platform.Retrieve(ctx)
 		if err != nil {
 			s.log.ErrorContext(ctx, "platform credentials unavailable", "account_id", id.AccountID, "error", err)
-			return ch, newReject(502, "platform_credentials_unavailable", "platform AWS credentials are unavailable")
+			return ch, newReject(apierror.PlatformCredentialsUnavailable)
 		}
 		ch.creds = creds
 		return ch, nil
@@ -386,10 +381,10 @@ func (s *Server) choose(ctx context.Context, id identity.Identity) (ch choice, r
 	creds, err := s.creds.Credentials(ctx, rt.route, ch.region)
 	if err != nil {
 		if errors.Is(err, awscreds.ErrRoleDenied) {
-			return ch, newReject(403, "tenant_role_denied", "the tenant's AWS role refused access")
+			return ch, newReject(apierror.TenantRoleDenied)
 		}
 		s.log.WarnContext(ctx, "tenant credentials unavailable", "account_id", id.AccountID, "region", ch.region, "error", err)
-		return ch, newReject(502, "tenant_credentials_unavailable", "tenant AWS credentials are unavailable")
+		return ch, newReject(apierror.TenantCredentialsUnavailable)
 	}
 	ch.creds = creds
 	return ch, nil
@@ -403,7 +398,7 @@ func (s *Server) auditRouting(ctx context.Context, rt routing, ch choice, rej *r
 	decision := "tenant_role"
 	switch {
 	case rej != nil:
-		decision = "refused:" + rej.code
+		decision = "refused:" + string(rej.Code)
 	case ch.kind == KindPlatform:
 		decision = "platform_fallback"
 	}
@@ -441,7 +436,7 @@ func (s *Server) sign(ctx context.Context, p *pending, payloadHash string) (*ext
 	s.signing.WithLabelValues(p.choice.kind).Observe(s.now().Sub(p.start).Seconds())
 	if err != nil {
 		s.log.WarnContext(ctx, "request cannot be signed", "account_id", p.choice.account, "operation", string(p.op.Op), "error", err)
-		return nil, newReject(400, "bad_request", "request cannot be forwarded")
+		return nil, newReject(apierror.BadRequest, "it cannot be signed")
 	}
 	m := &extprocv3.HeaderMutation{}
 	add := func(k, v string) {
@@ -520,20 +515,24 @@ func signedResponse(m *extprocv3.HeaderMutation) *extprocv3.CommonResponse {
 	return &extprocv3.CommonResponse{HeaderMutation: m, ClearRouteCache: true}
 }
 
-// immediate answers the client directly with a JSON error.
+// immediate answers the client directly with the catalogued restJson1
+// error.
 func (s *Server) immediate(ctx context.Context, r *reject, kind, region string) *extprocv3.ProcessingResponse {
-	s.requests.WithLabelValues(r.outcome, kind, region).Inc()
-	s.log.InfoContext(ctx, "bedrock request rejected", "status", r.status, "error", r.code, "signer", kind, "region", region)
-	body, _ := json.Marshal(map[string]string{"error": r.code, "message": r.message})
+	s.requests.WithLabelValues(string(r.Code), kind, region).Inc()
+	s.log.InfoContext(ctx, "bedrock request rejected", "status", r.Status, "error", string(r.Code), "signer", kind, "region", region)
+	m := &extprocv3.HeaderMutation{}
+	for _, h := range r.Headers() {
+		m.SetHeaders = append(m.SetHeaders, &corev3.HeaderValueOption{
+			Header:       &corev3.HeaderValue{Key: h.Name, RawValue: []byte(h.Value)},
+			AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD,
+		})
+	}
 	return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_ImmediateResponse{
 		ImmediateResponse: &extprocv3.ImmediateResponse{
-			Status: &typev3.HttpStatus{Code: typev3.StatusCode(r.status)},
-			Headers: &extprocv3.HeaderMutation{SetHeaders: []*corev3.HeaderValueOption{{
-				Header:       &corev3.HeaderValue{Key: "content-type", RawValue: []byte("application/json")},
-				AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD,
-			}}},
-			Body:    body,
-			Details: "tenantgate_" + r.code,
+			Status:  &typev3.HttpStatus{Code: typev3.StatusCode(r.Status)},
+			Headers: m,
+			Body:    r.Body(),
+			Details: "tenantgate_" + string(r.Code),
 		},
 	}}
 }

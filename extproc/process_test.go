@@ -12,6 +12,7 @@ import (
 	filterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 
+	"github.com/tenantgate/tenantgate/internal/apierror"
 	"github.com/tenantgate/tenantgate/internal/awscreds"
 	"github.com/tenantgate/tenantgate/internal/config"
 	"github.com/tenantgate/tenantgate/internal/identity"
@@ -66,12 +67,33 @@ func immediateOf(t *testing.T, r *extprocv3.ProcessingResponse) outcome {
 	if err := json.Unmarshal(ir.GetBody(), &body); err != nil {
 		t.Fatalf("immediate body %q: %v", ir.GetBody(), err)
 	}
-	ct := ir.GetHeaders().GetSetHeaders()
-	if len(ct) != 1 || ct[0].GetHeader().GetKey() != "content-type" || string(ct[0].GetHeader().GetRawValue()) != "application/json" {
-		t.Fatalf("immediate response content-type: %v", ct)
+	hs := map[string]string{}
+	for _, h := range ir.GetHeaders().GetSetHeaders() {
+		if h.GetHeader().GetValue() != "" {
+			t.Errorf("header %s uses value; ext_proc reads raw_value", h.GetHeader().GetKey())
+		}
+		hs[h.GetHeader().GetKey()] = string(h.GetHeader().GetRawValue())
+	}
+	if hs["content-type"] != "application/json" {
+		t.Fatalf("immediate response content-type: %v", hs)
 	}
 	if body["message"] == "" {
 		t.Fatalf("immediate response without message: %s", ir.GetBody())
+	}
+	// restJson1: the catalogued AWS type in x-amzn-errortype and __type,
+	// the tenantgate code in x-tenantgate-error and "error".
+	entry, ok := apierror.Lookup(apierror.Code(body["error"]))
+	if !ok {
+		t.Fatalf("code %q is not in the catalogue", body["error"])
+	}
+	if hs["x-amzn-errortype"] != string(entry.Type) || body["__type"] != string(entry.Type) {
+		t.Errorf("x-amzn-errortype %q, __type %q, want %s", hs["x-amzn-errortype"], body["__type"], entry.Type)
+	}
+	if hs["x-tenantgate-error"] != body["error"] || int(ir.GetStatus().GetCode()) != entry.Status {
+		t.Errorf("x-tenantgate-error %q, status %d; want %s, %d", hs["x-tenantgate-error"], ir.GetStatus().GetCode(), body["error"], entry.Status)
+	}
+	if (entry.RetryAfter != "") != (hs["retry-after"] != "") {
+		t.Errorf("retry-after %q, want %q", hs["retry-after"], entry.RetryAfter)
 	}
 	return outcome{int(ir.GetStatus().GetCode()), body["error"]}
 }
@@ -94,7 +116,7 @@ func TestRejections(t *testing.T) {
 		{name: "admin api", id: proID, hs: clientHeaders("GET", "/custom-models"), want: outcome{404, "unsupported_operation"}},
 		{name: "wrong method", id: proID, hs: clientHeaders("GET", haikuPath), want: outcome{404, "unsupported_operation"}},
 		{name: "dot segment", id: proID, hs: clientHeaders("POST", "/model/../converse"), want: outcome{404, "unsupported_operation"}},
-		{name: "bidi", id: proID, hs: clientHeaders("POST", "/model/amazon.nova-sonic-v1%3A0/invoke-with-bidirectional-stream"), want: outcome{501, "not_implemented"}},
+		{name: "bidi", id: proID, hs: clientHeaders("POST", "/model/amazon.nova-sonic-v1%3A0/invoke-with-bidirectional-stream"), want: outcome{400, "not_implemented"}},
 		{name: "content-length too large", id: proID, hs: clientHeaders("POST", haikuPath, hdr{"content-length", "2000000"}), want: outcome{413, "body_too_large"}},
 		{name: "bad content-length", id: proID, hs: clientHeaders("POST", haikuPath, hdr{"content-length", "abc"}), want: outcome{400, "bad_request"}},
 		{name: "deny policy no route", cfg: func(c *config.ExtProc) { c.EnterpriseWithoutRoute = config.NoRouteDeny },

@@ -102,3 +102,75 @@ def test_litellm_bearer(e2e, records, monkeypatch):
     clean(rec)
     assert rec["principal_arn"].startswith(ACME_ROLE)
     assert rec["principal_arn"] in text
+
+
+
+LLAMA = "meta.llama3-8b-instruct-v1:0"  # not in the free tier's plan
+
+
+def _call(e2e, bedrock, case):
+    """Makes the call a denial case names, with real boto3 clients."""
+    from botocore import UNSIGNED
+    from botocore.config import Config
+
+    if case == "missing_credential":
+        # No credential at all: the bedrock fixture cleared AWS_*, and an
+        # unsigned client sends no Authorization header.
+        import boto3
+
+        client = boto3.client(
+            "bedrock-runtime",
+            region_name="us-east-1",
+            endpoint_url=e2e["endpoint"],
+            verify=e2e["ca_bundle"],
+            config=Config(signature_version=UNSIGNED),
+        )
+        return client.converse(modelId=e2e["model"], messages=MESSAGES)
+    if case == "invalid_token":
+        return bedrock("not-a-valid-token").converse(modelId=e2e["model"], messages=MESSAGES)
+    if case == "token_expired":
+        return bedrock(e2e["token_expired"]).converse(modelId=e2e["model"], messages=MESSAGES)
+    if case == "model_not_allowed":
+        return bedrock(e2e["token_bob"]).converse(modelId=LLAMA, messages=MESSAGES)
+    if case == "not_a_member":
+        return bedrock(e2e["token_carol"], e2e["acme_account"]).converse(modelId=e2e["model"], messages=MESSAGES)
+    if case == "unsupported_operation":
+        # A bedrock-runtime operation tenantgate does not proxy: ext_authz
+        # lets it through, ext_proc refuses it.
+        return bedrock(e2e["token_bob"]).invoke_guardrail_checks(
+            messages=[{"role": "user", "content": [{"text": "Hello"}]}], checks={}
+        )
+    raise AssertionError(case)
+
+
+# What boto3 reports for each refusal: ClientError.response["Error"]["Code"]
+# is the AWS error type (x-amzn-errortype / __type); the tenantgate code is
+# in the x-tenantgate-error header.
+DENIALS = [
+    ("missing_credential", 401, "MissingAuthenticationTokenException"),
+    ("invalid_token", 401, "UnrecognizedClientException"),
+    ("token_expired", 401, "ExpiredTokenException"),
+    ("model_not_allowed", 403, "AccessDeniedException"),
+    ("not_a_member", 403, "AccessDeniedException"),
+    ("unsupported_operation", 404, "UnknownOperationException"),
+]
+
+
+@pytest.mark.parametrize("case,status,aws_type", DENIALS, ids=[d[0] for d in DENIALS])
+def test_denials_are_aws_errors(e2e, bedrock, records, case, status, aws_type):
+    n = len(records.all())
+    with pytest.raises(ClientError) as exc:
+        _call(e2e, bedrock, case)
+    resp = exc.value.response
+    headers = resp["ResponseMetadata"]["HTTPHeaders"]
+    assert resp["ResponseMetadata"]["HTTPStatusCode"] == status
+    assert resp["Error"]["Code"] == aws_type, resp
+    assert resp["Error"]["Message"], resp
+    assert headers["x-tenantgate-error"] == case
+    assert exc.value.operation_name
+    assert aws_type in str(exc.value)
+    if case == "token_expired":
+        assert resp["Error"]["Message"].startswith("token expired at "), resp
+        assert resp["Error"]["Message"].endswith("; get a new access token"), resp
+        assert headers["www-authenticate"] == 'Bearer error="invalid_token", error_description="token expired"'
+    assert records.since(n) == []

@@ -248,9 +248,10 @@ func (a *anonClaim) UnmarshalJSON(b []byte) error {
 }
 
 // Verify checks token and returns its claims. Refusals wrap ErrInvalidToken
-// with a short reason; ErrAnonymous refuses a valid token of an anonymous
-// user where the issuer does not allow them; ErrUnavailable means the
-// issuer's keys could not be obtained. No error ever contains the token.
+// with a short reason (a token that is only expired is an *ExpiredError);
+// ErrAnonymous refuses a valid token of an anonymous user where the issuer
+// does not allow them; ErrUnavailable means the issuer's keys could not be
+// obtained. No error ever contains the token.
 func (v *Verifier) Verify(ctx context.Context, token string) (Claims, error) {
 	c, label, result, err := v.verify(ctx, token)
 	v.verifications.WithLabelValues(label, result).Inc()
@@ -299,6 +300,8 @@ func (v *Verifier) verify(ctx context.Context, token string) (Claims, string, st
 			return Claims{}, is.name, "unavailable", keyErr
 		}
 		return Claims{}, is.name, "invalid", keyErr
+	case err != nil && onlyExpired(err) && tc.Subject != "" && tc.ExpiresAt != nil:
+		return Claims{}, is.name, "invalid", &ExpiredError{ExpiresAt: tc.ExpiresAt.Time}
 	case err != nil:
 		return Claims{}, is.name, "invalid", invalid(reason(err))
 	}
@@ -321,6 +324,26 @@ func (v *Verifier) verify(ctx context.Context, token string) (Claims, string, st
 	}
 	v.cache.put(sum, c, now)
 	return c, is.name, "valid", nil
+}
+
+// onlyExpired reports whether a parse error is an expiry and nothing else:
+// the signature verified (the parser validates claims only after it) and no
+// other claim failed, so that a new token of the same kind would pass.
+func onlyExpired(err error) bool {
+	if !errors.Is(err, jwt.ErrTokenExpired) {
+		return false
+	}
+	for _, other := range []error{
+		jwt.ErrTokenMalformed, jwt.ErrTokenUnverifiable, jwt.ErrTokenSignatureInvalid,
+		jwt.ErrTokenRequiredClaimMissing, jwt.ErrTokenInvalidAudience, jwt.ErrTokenInvalidIssuer,
+		jwt.ErrTokenInvalidSubject, jwt.ErrTokenInvalidId, jwt.ErrTokenNotValidYet,
+		jwt.ErrTokenUsedBeforeIssued, jwt.ErrInvalidType,
+	} {
+		if errors.Is(err, other) {
+			return false
+		}
+	}
+	return true
 }
 
 // reason maps a jwt parse error to a short refusal reason.

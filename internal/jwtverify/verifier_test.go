@@ -57,6 +57,50 @@ func newFixture(t *testing.T, cacheSize int) *fixture {
 	return f
 }
 
+// TestVerifyExpiredIsTyped checks that only a correctly signed token whose
+// sole fault is its exp is reported as *ExpiredError (with its exp), and
+// that the error still wraps ErrInvalidToken.
+func TestVerifyExpiredIsTyped(t *testing.T) {
+	k := getKeys(t)
+	f := newFixture(t, 0)
+	rs := jwt.SigningMethodRS256
+	kid := map[string]any{"kid": "rsa1"}
+	c := stdClaims(f.jwksIss)
+	exp := t0.Add(-time.Hour)
+	tests := []struct {
+		name    string
+		token   string
+		expired bool
+	}{
+		{"expired", sign(t, rs, k.rsa1, kid, with(c, "exp", exp.Unix())), true},
+		{"expired hs256", sign(t, jwt.SigningMethodHS256, []byte(hsSecret), nil, with(stdClaims(f.hsIss), "exp", exp.Unix())), true},
+		{"expired and badly signed", sign(t, rs, k.rsa2, kid, with(c, "exp", exp.Unix())), false},
+		{"expired and wrong audience", sign(t, rs, k.rsa1, kid, with(c, "exp", exp.Unix(), "aud", "service")), false},
+		{"expired and not yet valid", sign(t, rs, k.rsa1, kid, with(c, "exp", exp.Unix(), "nbf", t0.Add(time.Hour).Unix())), false},
+		{"expired without sub", sign(t, rs, k.rsa1, kid, with(c, "exp", exp.Unix(), "sub", nil)), false},
+		{"not yet valid", sign(t, rs, k.rsa1, kid, with(c, "nbf", t0.Add(time.Hour).Unix())), false},
+		{"bad signature", sign(t, rs, k.rsa2, kid, c), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := f.v.Verify(context.Background(), tt.token)
+			if !errors.Is(err, ErrInvalidToken) {
+				t.Fatalf("err = %v, want ErrInvalidToken", err)
+			}
+			var ee *ExpiredError
+			if got := errors.As(err, &ee); got != tt.expired {
+				t.Fatalf("errors.As(*ExpiredError) = %v, want %v (err %v)", got, tt.expired, err)
+			}
+			if tt.expired && !ee.ExpiresAt.Equal(exp) {
+				t.Errorf("ExpiresAt = %v, want %v", ee.ExpiresAt, exp)
+			}
+			if strings.Contains(err.Error(), tt.token) {
+				t.Fatal("error contains the token")
+			}
+		})
+	}
+}
+
 func TestVerify(t *testing.T) {
 	k := getKeys(t)
 	f := newFixture(t, 0)
