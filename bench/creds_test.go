@@ -46,10 +46,10 @@ func newFakeSTS(b *testing.B, latency time.Duration) *fakeSTS {
 	b.Helper()
 	store := credstore.New(nil)
 	store.AddStatic(fakePlatformKey, fakePlatformSecret, fakePlatformARN)
-	roles := []fakests.Role{{ARN: sharedRoleARN, ExternalID: sharedExternalID}}
+	roles := []fakests.Role{{ARN: sharedRoleARN, ExternalID: sharedExternalID, TagSession: true, SetSourceIdentity: true}}
 	for i := 0; i < fanInTenants; i++ {
 		r := tenantRoute(i)
-		roles = append(roles, fakests.Role{ARN: r.RoleARN, ExternalID: r.ExternalID})
+		roles = append(roles, fakests.Role{ARN: r.RoleARN, ExternalID: r.ExternalID, TagSession: true, SetSourceIdentity: true})
 	}
 	faults := &fault.Injector{}
 	faults.SetLatency(latency)

@@ -179,7 +179,7 @@ func TestShippedBootstrapSettings(t *testing.T) {
 			names = append(names, name)
 			byName[name] = f
 		}
-		if strings.Join(names, ",") != "envoy.filters.http.local_ratelimit,envoy.filters.http.ext_authz,envoy.filters.http.ext_proc,envoy.filters.http.router" {
+		if strings.Join(names, ",") != "envoy.filters.http.local_ratelimit,envoy.filters.http.ext_authz,envoy.filters.http.ext_proc,envoy.filters.http.ext_proc.usage,envoy.filters.http.router" {
 			t.Fatalf("listener %d filter order = %v", i, names)
 		}
 		az := get(t, byName["envoy.filters.http.ext_authz"], "typed_config")
@@ -205,6 +205,21 @@ func TestShippedBootstrapSettings(t *testing.T) {
 		ns := get(t, ep, "metadata_options", "forwarding_namespaces", "untyped").([]any)
 		if len(ns) != 1 || ns[0] != "envoy.filters.http.ext_authz" {
 			t.Errorf("ext_proc forwarding namespaces = %v", ns)
+		}
+		if rn := get(t, ep, "metadata_options", "receiving_namespaces", "untyped").([]any); len(rn) != 1 || rn[0] != "tenantgate.usage" {
+			t.Errorf("ext_proc receiving namespaces = %v", rn)
+		}
+		// Metering observes without delaying: observability mode, streamed
+		// response body, never failing a request.
+		mp := get(t, byName["envoy.filters.http.ext_proc.usage"], "typed_config")
+		mpm := get(t, mp, "processing_mode")
+		if get(t, mp, "observability_mode") != true || get(t, mp, "failure_mode_allow") != true || get(t, mp, "stat_prefix") != "usage" ||
+			get(t, mpm, "response_body_mode") != "STREAMED" || get(t, mpm, "request_body_mode") != "NONE" ||
+			get(t, mpm, "request_header_mode") != "SEND" || get(t, mpm, "response_header_mode") != "SEND" {
+			t.Errorf("metering ext_proc settings: %v", mp)
+		}
+		if mns := get(t, mp, "metadata_options", "forwarding_namespaces", "untyped").([]any); len(mns) != 2 || mns[0] != "envoy.filters.http.ext_authz" || mns[1] != "tenantgate.usage" {
+			t.Errorf("metering forwarding namespaces = %v", mns)
 		}
 		vhosts := get(t, hcm, "route_config", "virtual_hosts").([]any)
 		regions, controlRegions := map[string]bool{}, map[string]bool{}

@@ -217,6 +217,21 @@ func TestAWSPolicies(t *testing.T) {
 	if !assumeWithExternalID || !tagSession {
 		t.Errorf("trust policy: assume with ExternalId=%v, TagSession=%v; want both", assumeWithExternalID, tagSession)
 	}
+	// tenantgate tags every session and sets its SourceIdentity; STS
+	// refuses both unless the trust policy allows them.
+	for _, f := range []string{"aws/tenant-role-trust-policy.json", "aws/platform-invoker-role-trust-policy.json"} {
+		var acts []string
+		for _, s := range loadPolicy(t, f).Statement {
+			if s.Effect == "Allow" && s.Principal["AWS"] != nil && s.Principal["AWS"] != "*" {
+				acts = append(acts, strs(s.Action)...)
+			}
+		}
+		for _, want := range []string{"sts:AssumeRole", "sts:TagSession", "sts:SetSourceIdentity"} {
+			if !slices.Contains(acts, want) {
+				t.Errorf("%s does not allow %s to the platform principal", f, want)
+			}
+		}
+	}
 
 	perms := loadPolicy(t, "aws/tenant-role-permissions-policy.json")
 	var acts []string

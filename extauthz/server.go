@@ -310,6 +310,7 @@ func (s *Server) identifyAPIKey(ctx context.Context, r request, header string) o
 		Role:       string(tenant.RoleOwner),
 		Principal:  identity.PrincipalUser,
 		Credential: credentialAPIKey,
+		APIKeyID:   key.KeyID,
 	}
 	if o.id.AccountID == "" {
 		o.id.AccountID = key.AccountID

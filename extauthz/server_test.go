@@ -27,6 +27,12 @@ func allowed(acct, user, tier, role string, enterprise bool, cred string) want {
 	}}
 }
 
+// withKey expects the API key id in the identity metadata.
+func withKey(w want, keyID string) want {
+	w.id.APIKeyID = keyID
+	return w
+}
+
 func denied(status int, code apierror.Code) want { return want{status: status, code: code} }
 
 type checkCase struct {
@@ -90,7 +96,18 @@ func assertVerdict(t *testing.T, v verdict, w want) {
 		if v.grpcCode != int32(codes.OK) {
 			t.Errorf("grpc status %d, want OK", v.grpcCode)
 		}
-		if v.id != w.id {
+		// An API key's id travels in the metadata (usage records); the
+		// exact id is checked where the case names it (withKey).
+		got := v.id
+		if got.Credential == "api_key" {
+			if got.APIKeyID == "" {
+				t.Errorf("api key identity without its key id: %+v", got)
+			}
+			if w.id.APIKeyID == "" {
+				got.APIKeyID = ""
+			}
+		}
+		if got != w.id {
 			t.Errorf("metadata identity = %+v, want %+v", v.id, w.id)
 		}
 		wantHdr := w.id.HeaderValues()
@@ -208,8 +225,8 @@ func TestCheckUserRules(t *testing.T) {
 			headers: with(bearer("tok-a"), "x-tenant", acctTeam), want: allowed(acctTeam, userA, "tier_200_1000", "member", true, "jwt")},
 
 		// API keys.
-		{name: "api key", headers: map[string]string{"x-api-key": keyGood}, want: allowed(acctTeam, userOwner, "tier_200_1000", "owner", true, "api_key")},
-		{name: "api key with its own account", headers: map[string]string{"x-api-key": keyGood, "x-account-id": acctTeam}, want: allowed(acctTeam, userOwner, "tier_200_1000", "owner", true, "api_key")},
+		{name: "api key", headers: map[string]string{"x-api-key": keyGood}, want: withKey(allowed(acctTeam, userOwner, "tier_200_1000", "owner", true, "api_key"), "k1")},
+		{name: "api key with its own account", headers: map[string]string{"x-api-key": keyGood, "x-account-id": acctTeam}, want: withKey(allowed(acctTeam, userOwner, "tier_200_1000", "owner", true, "api_key"), "k1")},
 		{name: "api key naming another account", headers: map[string]string{"x-api-key": keyGood, "x-account-id": acctA}, want: denied(403, apierror.NotAMember)},
 		{name: "api key with bad account id", headers: map[string]string{"x-api-key": keyGood, "x-account-id": "nope"}, want: denied(400, apierror.InvalidAccountID)},
 		{name: "api key invalid", headers: map[string]string{"x-api-key": "pk_unknownunknownunknownunknownunk:sk_x"}, want: denied(401, apierror.InvalidAPIKey)},
@@ -218,7 +235,7 @@ func TestCheckUserRules(t *testing.T) {
 		{name: "api key expired", headers: map[string]string{"x-api-key": keyExpired}, want: denied(401, apierror.APIKeyExpired)},
 		{name: "api key store down", headers: map[string]string{"x-api-key": keyDown}, want: denied(503, apierror.Unavailable)},
 		{name: "api key account gone", headers: map[string]string{"x-api-key": keyOrphan}, want: denied(403, apierror.AccountNotFound)},
-		{name: "api key wins over bearer by default order", headers: with(bearer("tok-a"), "x-api-key", keyGood), want: allowed(acctTeam, userOwner, "tier_200_1000", "owner", true, "api_key")},
+		{name: "api key wins over bearer by default order", headers: with(bearer("tok-a"), "x-api-key", keyGood), want: withKey(allowed(acctTeam, userOwner, "tier_200_1000", "owner", true, "api_key"), "k1")},
 		{name: "bearer first when ordered first", mutate: func(c *config.Config) { c.Auth.CredentialOrder = []string{"bearer", "api_key"} },
 			headers: with(bearer("tok-a"), "x-api-key", keyGood), want: allowed(acctA, userA, "tier_2_20", "owner", false, "jwt")},
 		// API key in the bearer slot (env-only clients such as

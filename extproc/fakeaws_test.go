@@ -31,6 +31,7 @@ const (
 	fakePlatformKey    = "AKIAFAKEPLATFORM0001"
 	fakePlatformSecret = "fake-platform-secret-0001"
 	fakePlatformARN    = "arn:aws:iam::000000000000:user/tenantgate-platform"
+	fakeInvokerRoleARN = "arn:aws:iam::000000000000:role/tenantgate-invoker"
 )
 
 var fakeRegions = []string{"us-east-1", "eu-west-1", "ap-northeast-1"}
@@ -78,8 +79,11 @@ func newAWSWorldAt(t *testing.T, tenants int, clock *worldClock, opts ...worldOp
 		acct := fmt.Sprintf("acct-%02d", i)
 		r := tenant.Route{AccountID: acct, RoleARN: tenantRoleARN(i), ExternalID: "ext-" + acct, Region: fakeRegions[i%len(fakeRegions)], Enabled: true}
 		routes.routes[acct] = r
-		roles = append(roles, fakests.Role{ARN: r.RoleARN, ExternalID: r.ExternalID})
+		roles = append(roles, fakests.Role{ARN: r.RoleARN, ExternalID: r.ExternalID, TagSession: true, SetSourceIdentity: true})
 	}
+	// The platform's own invoker role (extproc.platform_role_arn), trusted
+	// by the platform principal with tags and SourceIdentity.
+	roles = append(roles, fakests.Role{ARN: fakeInvokerRoleARN, Principals: []string{fakePlatformARN}, TagSession: true, SetSourceIdentity: true})
 	stsSrv, err := fakests.New(fakests.Config{
 		Credentials: store, Roles: roles, Now: clock.Now,
 		// The SDK's STS client signs with the real clock; the test clock
@@ -116,6 +120,9 @@ func newAWSWorldAt(t *testing.T, tenants int, clock *worldClock, opts ...worldOp
 			Region: cfg.DefaultRegion, Credentials: platform, BaseEndpoint: aws.String(stsHTTP.URL), HTTPClient: stsHTTP.Client(),
 		}),
 	})
+	if srvOpts.Config.PlatformRoleARN != "" && srvOpts.PlatformSessions == nil {
+		srvOpts.PlatformSessions = cache
+	}
 	srv, err := New(srvOpts, routes, cache)
 	if err != nil {
 		t.Fatal(err)
@@ -244,7 +251,8 @@ func TestAgainstFakeAWS(t *testing.T) {
 	}
 	calls := w.sts.Calls()
 	if c := calls[0]; c.ExternalID != "ext-acct-01" || c.RoleSessionName != "tenantgate-acct-01" || c.Principal != fakePlatformARN ||
-		len(c.Tags) != 1 || c.Tags[0].Key != "account_id" || c.Tags[0].Value != "acct-01" || c.DurationSeconds != 3600 {
+		!slices.Equal(c.Tags, []fakests.Tag{{Key: "account_id", Value: "acct-01"}, {Key: "tier", Value: "enterprise"}}) ||
+		c.SourceIdentity != "acct-01" || c.DurationSeconds != 3600 {
 		t.Fatalf("AssumeRole call %+v", c)
 	}
 }

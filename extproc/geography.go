@@ -18,6 +18,17 @@ func (s *Server) placeModel(p *pending) *reject {
 	if p.op.Op == bedrockpath.StartAsyncInvoke {
 		return nil // the model is in the body: placeBodyModel
 	}
+	if rej := s.bindProfile(p); rej != nil {
+		return rej
+	}
+	if rej := s.placePathModel(p); rej != nil {
+		return rej
+	}
+	return s.checkProfileARN(p, p.op.ModelID)
+}
+
+// placePathModel applies the geography and ARN rules to the path's model.
+func (s *Server) placePathModel(p *pending) *reject {
 	id := p.op.ModelID
 	geo, rest, rej := s.checkPlace(id, p.choice)
 	if rej != nil || geo == "" {
@@ -47,10 +58,13 @@ func (s *Server) placeModel(p *pending) *reject {
 // signed as sent, so a foreign geography is refused in both modes.
 func (s *Server) placeBodyModel(p *pending) *reject {
 	geo, rest, rej := s.checkPlace(p.op.ModelID, p.choice)
-	if rej != nil || geo == "" {
+	if rej != nil {
 		return rej
 	}
-	return geographyReject(geo, rest, p.choice.region)
+	if geo != "" {
+		return geographyReject(geo, rest, p.choice.region)
+	}
+	return s.checkProfileARN(p, p.op.ModelID)
 }
 
 // checkPlace refuses a model ARN of another region or account (or naming a

@@ -56,11 +56,11 @@ func TestModelPlacement(t *testing.T) {
 		{name: "tenant arn other account", cfg: rewrite, id: entID, path: arnPath("eu-west-1", "123456789012", "application-inference-profile/abc123"), wantCode: "model_arn_mismatch"},
 		{name: "tenant foundation model arn without account", cfg: reject, id: entID, path: arnPath("eu-west-1", "", "foundation-model/anthropic.claude-3-haiku-20240307-v1:0")},
 		{name: "tenant profile arn with foreign geography", cfg: rewrite, id: entID, path: arnPath("eu-west-1", "111111111111", "inference-profile/us.anthropic.claude-3-haiku-20240307-v1:0"), wantCode: "geography_mismatch"},
-		{name: "platform arn account unknown", cfg: reject, id: proID, path: arnPath("us-east-1", "123456789012", "application-inference-profile/abc123")},
+		{name: "platform arn account unknown", cfg: reject, id: proID, path: arnPath("us-east-1", "123456789012", "inference-profile/us.anthropic.claude-3-haiku-20240307-v1:0")},
 		{name: "platform arn other account", cfg: func(c *config.ExtProc) { c.PlatformAccountID = "999999999999" }, id: proID,
 			path: arnPath("us-east-1", "123456789012", "application-inference-profile/abc123"), wantCode: "model_arn_mismatch"},
 		{name: "platform arn own account", cfg: func(c *config.ExtProc) { c.PlatformAccountID = "999999999999" }, id: proID,
-			path: arnPath("us-east-1", "999999999999", "application-inference-profile/abc123")},
+			path: arnPath("us-east-1", "999999999999", "inference-profile/us.anthropic.claude-3-haiku-20240307-v1:0")},
 		{name: "platform arn other region", cfg: reject, id: proID, path: arnPath("eu-west-1", "", "foundation-model/x"), wantCode: "model_arn_mismatch"},
 	}
 	for _, tc := range cases {

@@ -40,6 +40,9 @@ type streamState struct {
 	pending   *pending
 	done      bool
 	response  responseState
+	// signed is the request just signed, whose usage metadata the reply
+	// carries (usage.go).
+	signed *pending
 }
 
 // pending is a request whose headers were accepted and whose body is awaited.
@@ -65,6 +68,9 @@ type choice struct {
 	account string
 	// awsAccount is the signer's AWS account id when known.
 	awsAccount string
+	// profiles are the tenant's application inference profiles by model
+	// id (its route's inference_profiles).
+	profiles map[string]string
 }
 
 // reject is a request refused with an immediate response rendered from the
@@ -100,9 +106,9 @@ func (s *Server) handle(ctx context.Context, st *streamState, req *extprocv3.Pro
 	ctx = logging.WithRequestID(ctx, st.requestID)
 	switch r := req.GetRequest().(type) {
 	case *extprocv3.ProcessingRequest_RequestHeaders:
-		return watchResponses(s.onHeaders(ctx, st, req, r.RequestHeaders))
+		return watchResponses(withUsageMetadata(st, s.onHeaders(ctx, st, req, r.RequestHeaders)))
 	case *extprocv3.ProcessingRequest_RequestBody:
-		return s.onBody(ctx, st, r.RequestBody)
+		return withUsageMetadata(st, s.onBody(ctx, st, r.RequestBody))
 	case *extprocv3.ProcessingRequest_RequestTrailers:
 		return s.onTrailers(ctx, st)
 	case *extprocv3.ProcessingRequest_ResponseHeaders:
@@ -178,7 +184,7 @@ func (s *Server) onHeaders(ctx context.Context, st *streamState, req *extprocv3.
 		if rej != nil {
 			return fail(rej, ch.kind, ch.region)
 		}
-		st.done = true
+		st.done, st.signed = true, p
 		return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_RequestHeaders{
 			RequestHeaders: &extprocv3.HeadersResponse{Response: signedResponse(mut)},
 		}}
@@ -230,7 +236,7 @@ func (s *Server) onBody(ctx context.Context, st *streamState, b *extprocv3.HttpB
 		st.done = true
 		return s.immediate(ctx, rej, p.choice.kind, p.choice.region)
 	}
-	st.done = true
+	st.done, st.signed = true, p
 	return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_RequestBody{
 		RequestBody: &extprocv3.BodyResponse{Response: signedResponse(mut)},
 	}}
@@ -342,7 +348,8 @@ func (s *Server) decideRouting(ctx context.Context, id identity.Identity) (routi
 	if region == "" {
 		region = s.cfg.DefaultRegion
 	}
-	rt := routing{choice: choice{kind: KindTenant, region: region, account: id.AccountID, awsAccount: validate.RoleAccount(route.RoleARN)}, route: route}
+	route.Tier = id.Tier
+	rt := routing{choice: choice{kind: KindTenant, region: region, account: id.AccountID, awsAccount: validate.RoleAccount(route.RoleARN), profiles: route.InferenceProfiles}, route: route}
 	if !config.ValidRegion(region) {
 		// The region becomes part of the upstream host: never trust a
 		// malformed one.
@@ -370,7 +377,7 @@ func (s *Server) choose(ctx context.Context, id identity.Identity) (ch choice, r
 			s.log.WarnContext(ctx, "enterprise tenant signed with platform credentials (extproc.enterprise_without_route: platform)",
 				slog.String("account_id", id.AccountID), slog.String("reason", rt.fallback))
 		}
-		creds, err := s.platform.Retrieve(ctx)
+		creds, err := s.platformCredentials(ctx, id, &ch)
 		if err != nil {
 			s.log.ErrorContext(ctx, "platform credentials unavailable", "account_id", id.AccountID, "error", err)
 			return ch, newReject(apierror.PlatformCredentialsUnavailable)
@@ -388,6 +395,21 @@ func (s *Server) choose(ctx context.Context, id identity.Identity) (ch choice, r
 	}
 	ch.creds = creds
 	return ch, nil
+}
+
+// platformCredentials returns the platform's credentials for id: with
+// extproc.platform_role_arn a session of that role for id's account (whose
+// AWS account then names ch's signer when platform_account_id is unset),
+// otherwise the platform's base credentials.
+func (s *Server) platformCredentials(ctx context.Context, id identity.Identity, ch *choice) (aws.Credentials, error) {
+	role := s.cfg.PlatformRoleARN
+	if role == "" {
+		return s.platform.Retrieve(ctx)
+	}
+	if ch.awsAccount == "" {
+		ch.awsAccount = validate.RoleAccount(role)
+	}
+	return s.sessions.PlatformCredentials(ctx, role, id.AccountID, id.Tier, ch.region)
 }
 
 // auditRouting writes the one audit line of an enterprise tenant's routing

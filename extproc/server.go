@@ -39,6 +39,14 @@ type TenantCredentials interface {
 	Credentials(ctx context.Context, route tenant.Route, region string) (aws.Credentials, error)
 }
 
+// PlatformSessions returns a per-tenant session of the platform's own
+// invoker role (extproc.platform_role_arn), tagged with the tenant's account
+// and tier. *awscreds.Cache implements it. Errors wrap
+// awscreds.ErrRoleDenied or awscreds.ErrUnavailable.
+type PlatformSessions interface {
+	PlatformCredentials(ctx context.Context, roleARN, accountID, tier, region string) (aws.Credentials, error)
+}
+
 // ModelPolicy says whether a plan tier may call a model (a decoded model
 // id or ARN). *plan.Catalog implements it; ext_authz asks it the same
 // question for the model in the path.
@@ -65,14 +73,26 @@ type Options struct {
 	StripHeaders []string
 	// Platform provides the platform's own credentials (the SDK default
 	// chain); it is wrapped in an aws.CredentialsCache when it is not one.
-	Platform   aws.CredentialsProvider
-	Logger     *slog.Logger
-	Registerer prometheus.Registerer
-	Now        func() time.Time
+	Platform aws.CredentialsProvider
+	// PlatformSessions hands out the per-tenant sessions of
+	// Config.PlatformRoleARN; required when it is set.
+	PlatformSessions PlatformSessions
+	Logger           *slog.Logger
+	Registerer       prometheus.Registerer
+	Now              func() time.Time
 	// BedrockHeaders decides which x-amzn-bedrock-* request headers each
 	// plan tier may send (a *plan.Catalog). Nil allows none: every one is
 	// removed before signing.
 	BedrockHeaders BedrockHeaderPolicy
+	// Observer meters the streams of Envoy's observability-mode ext_proc
+	// filter (a *usage.Observer); nil reads and ignores them.
+	Observer StreamObserver
+}
+
+// StreamObserver consumes one observability-mode ext_proc stream, first
+// message included, without answering.
+type StreamObserver interface {
+	Observe(ctx context.Context, first *extprocv3.ProcessingRequest, recv func() (*extprocv3.ProcessingRequest, error)) error
 }
 
 // Server is the ext_proc gRPC service.
@@ -80,6 +100,7 @@ type Server struct {
 	cfg      config.ExtProc
 	strip    []string
 	platform aws.CredentialsProvider
+	sessions PlatformSessions
 	routes   RouteStore
 	creds    TenantCredentials
 	models   ModelPolicy
@@ -94,6 +115,7 @@ type Server struct {
 	bedrockHeaders BedrockHeaderPolicy
 	headerDrops    *prometheus.CounterVec
 	errorBodies    *prometheus.CounterVec
+	observer       StreamObserver
 }
 
 // New returns a Server. routes and creds are needed only for enterprise
@@ -120,6 +142,9 @@ func New(opts Options, routes RouteStore, creds TenantCredentials) (*Server, err
 	default:
 		return nil, fmt.Errorf("extproc: async_invoke %q is not deny, tenant_only or allow (apply config defaults)", cfg.AsyncInvoke)
 	}
+	if cfg.PlatformRoleARN != "" && opts.PlatformSessions == nil {
+		return nil, errors.New("extproc: platform_role_arn needs a platform session source")
+	}
 	platform := opts.Platform
 	if _, ok := platform.(*aws.CredentialsCache); !ok {
 		platform = aws.NewCredentialsCache(platform)
@@ -128,6 +153,7 @@ func New(opts Options, routes RouteStore, creds TenantCredentials) (*Server, err
 		cfg:      cfg,
 		strip:    lowerAll(opts.StripHeaders),
 		platform: platform,
+		sessions: opts.PlatformSessions,
 		routes:   routes,
 		creds:    creds,
 		models:   opts.Models,
@@ -152,6 +178,7 @@ func New(opts Options, routes RouteStore, creds TenantCredentials) (*Server, err
 		s.models = noModels{}
 	}
 	s.bedrockHeaders = opts.BedrockHeaders
+	s.observer = opts.Observer
 	if s.bedrockHeaders == nil {
 		s.bedrockHeaders = noBedrockHeaders{}
 	}
@@ -209,6 +236,9 @@ func (s *Server) Process(stream extprocv3.ExternalProcessor_ProcessServer) error
 			s.log.WarnContext(logging.WithRequestID(ctx, st.requestID), "ext_proc receive failed", "error", err)
 			return fmt.Errorf("extproc: receive: %w", err)
 		}
+		if req.GetObservabilityMode() {
+			return s.observe(ctx, req, stream)
+		}
 		resp := s.handle(ctx, st, req)
 		if err := stream.Send(resp); err != nil {
 			if ctx.Err() != nil || status.Code(err) == codes.Canceled {
@@ -216,6 +246,19 @@ func (s *Server) Process(stream extprocv3.ExternalProcessor_ProcessServer) error
 			}
 			s.log.WarnContext(logging.WithRequestID(ctx, st.requestID), "ext_proc send failed", "error", err)
 			return fmt.Errorf("extproc: send: %w", err)
+		}
+	}
+}
+
+// observe hands an observability-mode stream (the metering filter's) to
+// the observer; Envoy ignores any answer on it, so none is sent.
+func (s *Server) observe(ctx context.Context, first *extprocv3.ProcessingRequest, stream extprocv3.ExternalProcessor_ProcessServer) error {
+	if s.observer != nil {
+		return s.observer.Observe(ctx, first, stream.Recv)
+	}
+	for {
+		if _, err := stream.Recv(); err != nil {
+			return nil
 		}
 	}
 }

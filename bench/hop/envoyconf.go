@@ -112,10 +112,13 @@ func benchBootstrap(p benchPorts) ([]byte, error) {
 			return nil, err
 		}
 		fs := hcm["http_filters"].([]any)
-		if len(fs) != 4 {
-			return nil, fmt.Errorf("bootstrap: want 4 shipped HTTP filters, have %d", len(fs))
+		// local_ratelimit, ext_authz, ext_proc, [ext_proc.usage,] router:
+		// C keeps them all (metering included); the others take the first
+		// three and the router.
+		if len(fs) < 4 {
+			return nil, fmt.Errorf("bootstrap: want at least 4 shipped HTTP filters, have %d", len(fs))
 		}
-		hcm["http_filters"] = v.filters(fs[0], fs[1], fs[2], fs[3])
+		hcm["http_filters"] = v.filters(fs[0], fs[1], fs[2], fs[len(fs)-1])
 		hcm["stat_prefix"] = "bench_" + v.name
 		hcm["route_config"] = map[string]any{
 			"name": "bench_" + v.name,

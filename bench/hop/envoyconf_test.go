@@ -44,7 +44,7 @@ func TestBenchBootstrap(t *testing.T) {
 				t.Fatal(err)
 			}
 			want := map[string][]string{
-				"C": {"envoy.filters.http.local_ratelimit", "envoy.filters.http.ext_authz", "envoy.filters.http.ext_proc", "envoy.filters.http.router"},
+				"C": {"envoy.filters.http.local_ratelimit", "envoy.filters.http.ext_authz", "envoy.filters.http.ext_proc", "envoy.filters.http.ext_proc.usage", "envoy.filters.http.router"},
 				"A": {"envoy.filters.http.local_ratelimit", "envoy.filters.http.router"},
 				"B": {"envoy.filters.http.local_ratelimit", "envoy.filters.http.aws_request_signing", "envoy.filters.http.router"},
 				"D": {"envoy.filters.http.local_ratelimit", "envoy.filters.http.ext_authz", "envoy.filters.http.aws_request_signing", "envoy.filters.http.router"},

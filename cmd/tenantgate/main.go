@@ -52,6 +52,10 @@ Usage:
         tier, plan rule, route, identity kind, region, AWS host) from the same decision
         code ext_authz and ext_proc run, without calling AWS. T is a bearer token or an
         API key (pk_...:sk_...); it is never printed.
+  tenantgate usage --account ID [--since 24h] [--by model|day] [--database-url URL | --ndjson FILE]
+        Print an account's metered usage (requests, tokens, credits) from
+        tenantgate.usage_records (URL defaults to $TENANTGATE_DATABASE_URL) or
+        from the NDJSON usage file of the tenants-file store.
   tenantgate version
         Print the build version.
 
@@ -110,6 +114,8 @@ func runWith(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 		err = routes(ctx, args[1:], stdout, stderr, getenv)
 	case "explain":
 		err = explain(ctx, args[1:], stdout, stderr, getenv)
+	case "usage":
+		err = usageReport(ctx, args[1:], stdout, stderr, getenv)
 	case "version", "--version", "-version":
 		if len(args) > 1 {
 			err = fmt.Errorf("%w: version takes no arguments", errUsage)

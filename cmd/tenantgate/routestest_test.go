@@ -27,7 +27,7 @@ func TestRoutesTest(t *testing.T) {
 	cfg := fakeaws.Default()
 	cfg.Regions = envoy.Regions
 	cfg.Platform = fakeaws.Platform{AccessKeyID: stack.PlatformAccessKey, SecretAccessKey: stack.PlatformSecretKey, PrincipalARN: stack.PlatformPrincipal}
-	cfg.Roles = []sts.Role{{ARN: tRoleARN, ExternalID: tExtID}}
+	cfg.Roles = []sts.Role{{ARN: tRoleARN, ExternalID: tExtID, TagSession: true, SetSourceIdentity: true}}
 	fakes, err := fakeaws.New(cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)

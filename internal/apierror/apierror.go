@@ -98,6 +98,7 @@ const (
 	GeographyMismatch              Code = "geography_mismatch"
 	ModelARNMismatch               Code = "model_arn_mismatch"
 	ApplicationProfileDenied       Code = "application_profile_denied"
+	InferenceProfileNotAllowed     Code = "inference_profile_not_allowed"
 	TrailersNotSupported           Code = "trailers_not_supported"
 	AsyncInvokeNotAllowed          Code = "async_invoke_not_allowed"
 	BedrockHeaderNotAllowed        Code = "bedrock_header_not_allowed"
@@ -222,6 +223,9 @@ func entries() []Entry {
 		{Code: ApplicationProfileDenied, Status: 403, Type: AccessDeniedException, Source: srcProc,
 			Message: "application inference profiles are available only to accounts with their own Bedrock routing; use a system-defined (cross-region) inference profile",
 			Meaning: "a platform-signed control-plane call asked for application inference profiles (ListInferenceProfiles with `type` other than `SYSTEM_DEFINED`, GetInferenceProfile of anything but a system-defined profile)"},
+		{Code: InferenceProfileNotAllowed, Status: 403, Type: AccessDeniedException, Source: srcProc,
+			Message: "this application inference profile does not belong to the account",
+			Meaning: "the request names an application inference profile (ARN or bare id) the account may not use: bound to another tenant, or (on the platform identity, or for a tenant that binds profiles) not bound to this one"},
 		{Code: TrailersNotSupported, Status: 400, Type: ValidationException, Source: srcProc,
 			Message: "requests with trailers are not supported",
 			Meaning: "the request carried HTTP trailers, which SigV4 does not cover; Bedrock requests have none"},

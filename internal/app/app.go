@@ -31,6 +31,7 @@ import (
 	"github.com/tenantgate/tenantgate/internal/server"
 	"github.com/tenantgate/tenantgate/internal/store"
 	"github.com/tenantgate/tenantgate/internal/store/filestore"
+	"github.com/tenantgate/tenantgate/internal/usage"
 )
 
 // Options are the process-level dependencies of an App.
@@ -69,6 +70,10 @@ type App struct {
 	keys   *apikey.Authenticator
 	creds  *awscreds.Cache
 	region string
+	// usage writes usage records (nil when metering is off); closers
+	// release its sink after the final flush.
+	usage   *usage.Recorder
+	closers []func()
 
 	// What Reload needs to rebuild the reloadable part.
 	reg        prometheus.Registerer
@@ -206,14 +211,26 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 	// send, and whether it may use a model named in the body
 	// (StartAsyncInvoke).
 	plans := planFront{a}
+	var observer extproc.StreamObserver
+	if c.Usage.On() {
+		a.usage, err = a.buildUsage(ctx, &c, kind, reg)
+		if err != nil {
+			return nil, err
+		}
+		observer = &usage.Observer{Sink: a.usage, Logger: log.With("component", "usage")}
+	}
 	proc, err := extproc.New(extproc.Options{
-		Config:         c.ExtProc,
-		StripHeaders:   extraStrip(&c),
-		Platform:       awsCfg.Credentials,
-		Logger:         log.With("component", "extproc"),
-		Registerer:     reg,
-		BedrockHeaders: plans,
-		Models:         plans,
+		Config:       c.ExtProc,
+		StripHeaders: extraStrip(&c),
+		Platform:     awsCfg.Credentials,
+		// Per-tenant sessions of extproc.platform_role_arn share the
+		// tenant credential cache.
+		PlatformSessions: a.creds,
+		Logger:           log.With("component", "extproc"),
+		Registerer:       reg,
+		BedrockHeaders:   plans,
+		Models:           plans,
+		Observer:         observer,
 	}, a.store, a.creds)
 	if err != nil {
 		return nil, fmt.Errorf("app: %w", err)
@@ -309,6 +326,15 @@ func (a *App) Run(ctx context.Context) error {
 			a.keys.Run(a.bgCtx)
 		}()
 	}
+	if a.usage != nil {
+		// Records are written off the request path until every ext_proc
+		// stream has drained; then what is queued is flushed.
+		a.bg.Add(1)
+		go func() {
+			defer a.bg.Done()
+			_ = a.usage.Run(a.bgCtx)
+		}()
+	}
 	if a.cfg.ExtProc.AssumeRole.WarmOnStart {
 		a.bg.Add(1)
 		go func() {
@@ -333,6 +359,13 @@ func (a *App) warm(ctx context.Context) {
 	if err != nil {
 		a.log.Warn("warm tenant credentials: list routes failed", slog.String("error", err.Error()))
 		return
+	}
+	// Sessions are tagged with the account's tier: warm the session its
+	// requests will use (a failed plan lookup warms with no tier).
+	for i := range routes {
+		if p, err := a.store.Plan(ctx, routes[i].AccountID); err == nil {
+			routes[i].Tier = p.Tier
+		}
 	}
 	a.creds.Warm(ctx, routes, a.region)
 	a.log.Info("warmed tenant credentials", slog.Int("routes", len(routes)))
@@ -372,6 +405,9 @@ func (a *App) release() {
 	a.closeOnce.Do(func() {
 		a.stopBg()
 		a.bg.Wait()
+		for _, c := range a.closers {
+			c()
+		}
 		if a.store != nil {
 			a.store.Close()
 		}

@@ -195,7 +195,7 @@ func (a *App) retire(old *generation, next *generation) {
 // without interrupting calls. A configuration that does not parse,
 // validate or build is refused: the error is returned and logged, and the
 // configuration in force stays. Settings that need a restart (listeners,
-// TLS files, store, auth.api_keys, extproc) keep their running values and
+// TLS files, store, auth.api_keys, extproc, usage) keep their running values and
 // are logged as such.
 func (a *App) Reload(ctx context.Context) error {
 	a.reloadMu.Lock()
@@ -274,6 +274,7 @@ func reloadable(cur, parsed, next *config.Config) (*config.Config, []string) {
 		{"store", parsed.Store, next.Store},
 		{"auth.api_keys", parsed.Auth.APIKeys, next.Auth.APIKeys},
 		{"extproc", parsed.ExtProc, next.ExtProc},
+		{"usage", parsed.Usage, next.Usage},
 	} {
 		if !reflect.DeepEqual(s.old, s.new) {
 			restart = append(restart, s.key)

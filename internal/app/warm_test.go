@@ -66,6 +66,11 @@ func TestWarmOnStartAssumesEveryRoute(t *testing.T) {
 	if f.Get("Action") != "AssumeRole" || f.Get("RoleArn") != filestore.DemoAcmeRoleARN || f.Get("ExternalId") != filestore.DemoAcmeExternalID {
 		t.Errorf("AssumeRole form = %v", f)
 	}
+	// Warmed sessions carry the tier the account's requests will use, so
+	// that the first request does not need a second session.
+	if f.Get("Tags.member.2.Key") != "tier" || f.Get("Tags.member.2.Value") != "tier_200_1000" || f.Get("SourceIdentity") != f.Get("Tags.member.1.Value") {
+		t.Errorf("warmed session tags = %v", f)
+	}
 	// Signed with the platform credentials for the route's region.
 	if !strings.Contains(auth, "Credential=AKIDPLATFORM/") || !strings.Contains(auth, "/"+filestore.DemoAcmeRegion+"/sts/aws4_request") {
 		t.Errorf("STS request authorization = %q", auth)

@@ -1,9 +1,12 @@
 // Package awscreds owns the temporary AWS credentials of enterprise tenants:
-// it assumes each tenant's role through STS (with the tenant's ExternalId and
-// an account_id session tag), caches the result per (account, role,
-// external id), refreshes it before it expires, shares one STS call between
-// concurrent requests and caches failures briefly so an STS outage does not
-// turn into a storm of calls.
+// it assumes each tenant's role through STS (with the tenant's ExternalId,
+// the session tags account_id and tier and SourceIdentity = account id, so
+// that CloudTrail and cost allocation by IAM principal show the tenant),
+// caches the result per (account, role, external id, tier), refreshes it
+// before it expires, shares one STS call between concurrent requests and
+// caches failures briefly so an STS outage does not turn into a storm of
+// calls. With a platform invoker role it hands out per-tenant sessions of
+// that role the same way (PlatformCredentials).
 package awscreds
 
 import (
@@ -13,8 +16,10 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"regexp"
+	"strconv"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
@@ -60,9 +65,16 @@ type Options struct {
 	Rand func() float64
 }
 
-type cacheKey struct{ account, roleARN, externalID string }
+// cacheKey names one session. platform marks sessions of the platform's
+// own invoker role, which are cached beside the tenant's own role.
+type cacheKey struct {
+	account, roleARN, externalID, tier string
+	platform                           bool
+}
 
-func (k cacheKey) String() string { return k.account + "\x00" + k.roleARN + "\x00" + k.externalID }
+func (k cacheKey) String() string {
+	return k.account + "\x00" + k.roleARN + "\x00" + k.externalID + "\x00" + k.tier + "\x00" + strconv.FormatBool(k.platform)
+}
 
 type entry struct {
 	creds     aws.Credentials
@@ -125,9 +137,30 @@ func New(opts Options) *Cache {
 }
 
 // Credentials returns credentials of route's tenant role, assumed through the
-// STS endpoint of region. Errors wrap ErrRoleDenied or ErrUnavailable.
+// STS endpoint of region and tagged with route.AccountID and route.Tier.
+// Errors wrap ErrRoleDenied or ErrUnavailable.
 func (c *Cache) Credentials(ctx context.Context, route tenant.Route, region string) (aws.Credentials, error) {
-	k := cacheKey{route.AccountID, route.RoleARN, route.ExternalID}
+	if route.Tier == "" {
+		route.Tier = tenant.NoTier
+	}
+	return c.credentials(ctx, cacheKey{route.AccountID, route.RoleARN, route.ExternalID, route.Tier, false}, route, region)
+}
+
+// PlatformCredentials returns a session of the platform's own invoker role
+// (roleARN, assumed with the platform's base credentials, without an
+// ExternalId) for one tenant: tagged and named like a tenant session, cached
+// per account exactly like Credentials, so that the platform's traffic
+// shows each tenant as its own principal. Errors wrap ErrRoleDenied or
+// ErrUnavailable.
+func (c *Cache) PlatformCredentials(ctx context.Context, roleARN, accountID, tier, region string) (aws.Credentials, error) {
+	if tier == "" {
+		tier = tenant.NoTier
+	}
+	route := tenant.Route{AccountID: accountID, RoleARN: roleARN, Tier: tier, Enabled: true}
+	return c.credentials(ctx, cacheKey{accountID, roleARN, "", tier, true}, route, region)
+}
+
+func (c *Cache) credentials(ctx context.Context, k cacheKey, route tenant.Route, region string) (aws.Credentials, error) {
 	now := c.now()
 	c.mu.Lock()
 	e := c.entries[k]
@@ -196,7 +229,7 @@ func (c *Cache) fetch(ctx context.Context, k cacheKey, route tenant.Route, regio
 	}
 	c.mu.Unlock()
 
-	creds, err := c.assume(ctx, route, region)
+	creds, err := c.assume(ctx, k, route, region)
 	now = c.now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -215,7 +248,7 @@ func (c *Cache) fetch(ctx context.Context, k cacheKey, route tenant.Route, regio
 	// A changed routing row (new role or external id) leaves the old
 	// entry behind: drop it so the cache stays bounded by the tenants.
 	for other := range c.entries {
-		if other.account == k.account && other != k {
+		if other.account == k.account && other.platform == k.platform && other != k {
 			delete(c.entries, other)
 		}
 	}
@@ -224,12 +257,22 @@ func (c *Cache) fetch(ctx context.Context, k cacheKey, route tenant.Route, regio
 	return creds, nil
 }
 
-func (c *Cache) assume(ctx context.Context, route tenant.Route, region string) (aws.Credentials, error) {
-	// Never ask STS for a role without its ExternalId (confused deputy),
-	// whatever the store let through.
-	if err := validate.Route(route); err != nil {
+func (c *Cache) assume(ctx context.Context, k cacheKey, route tenant.Route, region string) (aws.Credentials, error) {
+	// Never ask STS for a tenant's role without its ExternalId (confused
+	// deputy), whatever the store let through. The platform's own role is
+	// assumed with the platform's credentials and needs none.
+	check := validate.Route
+	if k.platform {
+		check = validatePlatformRole
+	}
+	if err := check(route); err != nil {
 		c.log.ErrorContext(ctx, "routing row unusable; not calling sts", "account_id", route.AccountID, "error", err)
 		return aws.Credentials{}, fmt.Errorf("%w: account %s: routing row unusable: %w", ErrUnavailable, route.AccountID, err)
+	}
+	tags, sourceIdentity, err := SessionTags(route.AccountID, route.Tier)
+	if err != nil {
+		c.log.ErrorContext(ctx, "session tags unusable; not calling sts", "account_id", route.AccountID, "error", err)
+		return aws.Credentials{}, fmt.Errorf("%w: account %s: %w", ErrUnavailable, route.AccountID, err)
 	}
 	if c.sts == nil {
 		return aws.Credentials{}, fmt.Errorf("%w: account %s: no STS client", ErrUnavailable, route.AccountID)
@@ -246,8 +289,11 @@ func (c *Cache) assume(ctx context.Context, route tenant.Route, region string) (
 	in := &sts.AssumeRoleInput{
 		RoleArn:         aws.String(route.RoleARN),
 		RoleSessionName: aws.String(SessionName(c.cfg.SessionNamePrefix, route.AccountID)),
-		ExternalId:      aws.String(route.ExternalID),
-		Tags:            []ststypes.Tag{{Key: aws.String("account_id"), Value: aws.String(route.AccountID)}},
+		Tags:            tags,
+		SourceIdentity:  aws.String(sourceIdentity),
+	}
+	if route.ExternalID != "" {
+		in.ExternalId = aws.String(route.ExternalID)
 	}
 	if d := c.cfg.Duration.D(); d > 0 {
 		in.DurationSeconds = aws.Int32(int32(d / time.Second))
@@ -323,7 +369,56 @@ func (c *Cache) Warm(ctx context.Context, routes []tenant.Route, defaultRegion s
 	_ = g.Wait()
 }
 
-var sessionNameBad = regexp.MustCompile(`[^\w+=,.@-]`)
+// Session tag keys set on every assumed session.
+const (
+	TagAccountID = "account_id"
+	TagTier      = "tier"
+)
+
+var (
+	sessionNameBad = regexp.MustCompile(`[^\w+=,.@-]`)
+	// sourceIdentityRe is STS's SourceIdentity: [\w+=,.@-], 2-64 characters.
+	sourceIdentityRe = regexp.MustCompile(`^[\w+=,.@-]{2,64}$`)
+	// tagValueBad matches what STS refuses in a session tag value
+	// ([\p{L}\p{Z}\p{N}_.:/=+\-@]*, at most 256 characters).
+	tagValueBad = regexp.MustCompile(`[^\p{L}\p{Z}\p{N}_.:/=+\-@]`)
+)
+
+// maxTagValue is STS's limit on a session tag value, in characters.
+const maxTagValue = 256
+
+// SessionTags returns the session tags (account_id, tier) and the
+// SourceIdentity (the account id) of a tenant's session, made valid for STS:
+// the account id must already satisfy the rules of both (it names the
+// tenant in CloudTrail, so it is never altered; a tenantgate account id is
+// a UUID); the tier has every character STS refuses in a tag value replaced
+// by "_" and is cut to 256 characters; an empty tier is tenant.NoTier.
+func SessionTags(accountID, tier string) ([]ststypes.Tag, string, error) {
+	if !sourceIdentityRe.MatchString(accountID) || tagValueBad.MatchString(accountID) {
+		return nil, "", errors.New("account id is not a valid STS SourceIdentity and tag value (letters, digits and _.=+-@, 2-64 characters)")
+	}
+	if tier == "" {
+		tier = tenant.NoTier
+	}
+	tier = tagValueBad.ReplaceAllString(tier, "_")
+	if utf8.RuneCountInString(tier) > maxTagValue {
+		tier = string([]rune(tier)[:maxTagValue])
+	}
+	tags := []ststypes.Tag{
+		{Key: aws.String(TagAccountID), Value: aws.String(accountID)},
+		{Key: aws.String(TagTier), Value: aws.String(tier)},
+	}
+	return tags, accountID, nil
+}
+
+// validatePlatformRole accepts a platform invoker session: an IAM role ARN
+// and, when set, a region; no ExternalId.
+func validatePlatformRole(r tenant.Route) error {
+	if !validate.RoleARN(r.RoleARN) {
+		return fmt.Errorf("platform role_arn %q is not an IAM role ARN", r.RoleARN)
+	}
+	return nil
+}
 
 // SessionName returns prefix+accountID made valid for STS RoleSessionName
 // ([\w+=,.@-]{2,64}).

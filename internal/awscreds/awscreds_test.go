@@ -71,7 +71,7 @@ func (f *fakeSTS) AssumeRole(ctx context.Context, in *sts.AssumeRoleInput, _ ...
 	}
 	exp := f.clock.Now().Add(f.ttl)
 	return &sts.AssumeRoleOutput{Credentials: &ststypes.Credentials{
-		AccessKeyId:     aws.String(fmt.Sprintf("ASIA-%s-%d", k, n)),
+		AccessKeyId:     aws.String(fmt.Sprintf("ASIA-%s-%s-%d", k, aws.ToString(in.RoleSessionName), n)),
 		SecretAccessKey: aws.String("secret-" + k),
 		SessionToken:    aws.String("token-" + k),
 		Expiration:      &exp,
@@ -178,6 +178,7 @@ func TestAssumeRoleInput(t *testing.T) {
 	f := newFakeSTS(c)
 	cache, _ := newCache(t, f, c)
 	r := route(7)
+	r.Tier = "tier_200_1000"
 	cr, err := cache.Credentials(context.Background(), r, "eu-west-1")
 	if err != nil {
 		t.Fatal(err)
@@ -192,8 +193,11 @@ func TestAssumeRoleInput(t *testing.T) {
 	if aws.ToInt32(in.DurationSeconds) != 3600 {
 		t.Fatalf("duration %d", aws.ToInt32(in.DurationSeconds))
 	}
-	if len(in.Tags) != 1 || aws.ToString(in.Tags[0].Key) != "account_id" || aws.ToString(in.Tags[0].Value) != r.AccountID {
-		t.Fatalf("tags %+v", in.Tags)
+	if got := tagMap(in.Tags); len(in.Tags) != 2 || got["account_id"] != r.AccountID || got["tier"] != "tier_200_1000" {
+		t.Fatalf("tags %v", got)
+	}
+	if aws.ToString(in.SourceIdentity) != r.AccountID {
+		t.Fatalf("source identity %q, want %q", aws.ToString(in.SourceIdentity), r.AccountID)
 	}
 	name := aws.ToString(in.RoleSessionName)
 	if !regexp.MustCompile(`^[\w+=,.@-]{2,64}$`).MatchString(name) || !strings.HasPrefix(name, "tenantgate-00000000") {
@@ -465,5 +469,145 @@ func TestNoSTSCallWithoutUsableRoute(t *testing.T) {
 				t.Fatalf("STS called %d times for %+v", calls, r)
 			}
 		})
+	}
+}
+
+func tagMap(tags []ststypes.Tag) map[string]string {
+	out := map[string]string{}
+	for _, t := range tags {
+		out[aws.ToString(t.Key)] = aws.ToString(t.Value)
+	}
+	return out
+}
+
+// TestSessionTags checks that what is sent as tags and SourceIdentity is
+// always within STS's rules: the tier is made valid, an account id that
+// would be refused is never sent.
+func TestSessionTags(t *testing.T) {
+	tagValue := regexp.MustCompile(`^[\p{L}\p{Z}\p{N}_.:/=+\-@]{0,256}$`)
+	for _, tc := range []struct {
+		name, account, tier, wantTier string
+		wantErr                       bool
+	}{
+		{"uuid and plain tier", "a0000000-0000-4000-8000-000000000001", "tier_200_1000", "tier_200_1000", false},
+		{"empty tier", "a0000000-0000-4000-8000-000000000001", "", tenant.NoTier, false},
+		{"tier with refused characters", "acct-1", "Pro (2024)!*", "Pro _2024___", false},
+		{"unicode tier kept", "acct-1", "Unternehmen ü", "Unternehmen ü", false},
+		{"long tier cut", "acct-1", strings.Repeat("é", 300), strings.Repeat("é", 256), false},
+		{"account too short", "a", "t", "", true},
+		{"account too long", strings.Repeat("a", 65), "t", "", true},
+		{"account with space", "acct 1", "t", "", true},
+		{"account with colon", "aws:acct", "t", "", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tags, si, err := SessionTags(tc.account, tc.tier)
+			if tc.wantErr {
+				if err == nil {
+					t.Fatalf("SessionTags(%q) = %v %q, want error", tc.account, tags, si)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := tagMap(tags)
+			if si != tc.account || got["account_id"] != tc.account || got["tier"] != tc.wantTier || !tagValue.MatchString(got["tier"]) {
+				t.Fatalf("tags %v source identity %q, want tier %q", got, si, tc.wantTier)
+			}
+		})
+	}
+}
+
+// TestNoSTSCallWithUnusableSourceIdentity: an account id STS would refuse
+// as SourceIdentity fails without a call.
+func TestNoSTSCallWithUnusableSourceIdentity(t *testing.T) {
+	c := &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	f := newFakeSTS(c)
+	cache, _ := newCache(t, f, c)
+	r := route(3)
+	r.AccountID = "not a valid id"
+	if _, err := cache.Credentials(context.Background(), r, "us-east-1"); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("err = %v, want ErrUnavailable", err)
+	}
+	if _, err := cache.PlatformCredentials(context.Background(), "arn:aws:iam::999988887777:role/Invoker", r.AccountID, "t", "us-east-1"); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("platform: err = %v, want ErrUnavailable", err)
+	}
+	if n := f.count(r.RoleARN, r.ExternalID) + f.count("arn:aws:iam::999988887777:role/Invoker", ""); n != 0 {
+		t.Fatalf("%d STS calls", n)
+	}
+}
+
+// TestTierChangeNewSession: a session's tags are fixed for its lifetime, so
+// a tenant whose tier changed gets a new session.
+func TestTierChangeNewSession(t *testing.T) {
+	c := &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	f := newFakeSTS(c)
+	cache, _ := newCache(t, f, c)
+	r := route(4)
+	r.Tier = "free"
+	for range 3 {
+		if _, err := cache.Credentials(context.Background(), r, "us-east-1"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r.Tier = "pro"
+	if _, err := cache.Credentials(context.Background(), r, "us-east-1"); err != nil {
+		t.Fatal(err)
+	}
+	if n := f.count(r.RoleARN, r.ExternalID); n != 2 {
+		t.Fatalf("%d STS calls, want 2 (one per tier)", n)
+	}
+	if got := tagMap(f.last.Tags)["tier"]; got != "pro" {
+		t.Fatalf("tier tag %q", got)
+	}
+}
+
+// TestPlatformSessionsPerTenant: sessions of the platform's invoker role are
+// per tenant, never per request: N lookups of one tenant make one STS call,
+// two tenants two; each is tagged, carries the SourceIdentity and no
+// ExternalId, and lives beside the tenant's own role session.
+func TestPlatformSessionsPerTenant(t *testing.T) {
+	const invoker = "arn:aws:iam::999988887777:role/TenantgatePlatformInvoker"
+	c := &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	f := newFakeSTS(c)
+	f.delay = 10 * time.Millisecond
+	cache, _ := newCache(t, f, c)
+	a, b := route(1), route(2)
+	var wg sync.WaitGroup
+	var bad atomic.Int32
+	for range 20 {
+		for _, acct := range []string{a.AccountID, b.AccountID} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				cr, err := cache.PlatformCredentials(context.Background(), invoker, acct, "free", "us-east-1")
+				if err != nil || !strings.Contains(cr.AccessKeyID, SessionName("tenantgate-", acct)) {
+					bad.Add(1)
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	if bad.Load() != 0 {
+		t.Fatalf("%d lookups failed or got another tenant's session", bad.Load())
+	}
+	if n := f.count(invoker, ""); n != 2 {
+		t.Fatalf("%d AssumeRole calls for 2 tenants, want 2", n)
+	}
+	got := tagMap(f.last.Tags)
+	acct := got["account_id"]
+	if (acct != a.AccountID && acct != b.AccountID) || got["tier"] != "free" || aws.ToString(f.last.SourceIdentity) != acct || f.last.ExternalId != nil {
+		t.Fatalf("input tags %v source identity %q external id %v", got, aws.ToString(f.last.SourceIdentity), f.last.ExternalId)
+	}
+	// The tenant's own role and the platform session of the same account
+	// are separate entries; neither evicts the other.
+	if _, err := cache.Credentials(context.Background(), a, "us-east-1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cache.PlatformCredentials(context.Background(), invoker, a.AccountID, "free", "us-east-1"); err != nil {
+		t.Fatal(err)
+	}
+	if n := f.count(invoker, ""); n != 2 {
+		t.Fatalf("platform session of %s evicted: %d calls", a.AccountID, n)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -14,6 +15,10 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
+
+	"github.com/tenantgate/tenantgate/internal/fakeaws/credstore"
+	fakests "github.com/tenantgate/tenantgate/internal/fakeaws/sts"
+	"github.com/tenantgate/tenantgate/internal/tenant"
 )
 
 // TestRealSTSClient drives the SDK's STS client against an HTTP endpoint
@@ -76,5 +81,72 @@ func TestRealSTSClient(t *testing.T) {
 	}
 	if calls.Load() < 3 {
 		t.Fatalf("%d STS HTTP calls", calls.Load())
+	}
+}
+
+// TestFakeSTSSeesTagsAndSourceIdentity drives the cache through the SDK's
+// STS client against the fake STS: the recorded calls carry the session
+// tags and SourceIdentity of the tenant and of the platform session, and a
+// role whose trust policy does not allow sts:TagSession or
+// sts:SetSourceIdentity refuses them (ErrRoleDenied), as AWS does.
+func TestFakeSTSSeesTagsAndSourceIdentity(t *testing.T) {
+	const (
+		platformKey, platformSecret = "AKIAPLATFORM00000001", "platform-secret"
+		platformARN                 = "arn:aws:iam::999988887777:user/platform"
+		tenantRole                  = "arn:aws:iam::111122223333:role/Tenant"
+		untaggedRole                = "arn:aws:iam::111122223333:role/NoTagSession"
+		noSourceRole                = "arn:aws:iam::111122223333:role/NoSourceIdentity"
+		invokerRole                 = "arn:aws:iam::999988887777:role/Invoker"
+		account                     = "a0000000-0000-4000-8000-000000000001"
+	)
+	store := credstore.New(nil)
+	store.AddStatic(platformKey, platformSecret, platformARN)
+	srv, err := fakests.New(fakests.Config{Credentials: store, Roles: []fakests.Role{
+		{ARN: tenantRole, ExternalID: "ext-1", TagSession: true, SetSourceIdentity: true},
+		{ARN: untaggedRole, ExternalID: "ext-1", SetSourceIdentity: true},
+		{ARN: noSourceRole, ExternalID: "ext-1", TagSession: true},
+		{ARN: invokerRole, TagSession: true, SetSourceIdentity: true},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(srv)
+	defer hs.Close()
+	cfg := aws.Config{
+		Region:           "us-east-1",
+		Credentials:      credentials.NewStaticCredentialsProvider(platformKey, platformSecret, ""),
+		BaseEndpoint:     aws.String(hs.URL),
+		RetryMaxAttempts: 1,
+	}
+	cache := New(Options{Config: testConfig(), STSForRegion: STSClients(cfg)})
+	ctx := context.Background()
+	r := tenant.Route{AccountID: account, RoleARN: tenantRole, ExternalID: "ext-1", Enabled: true, Tier: "enterprise"}
+	if _, err := cache.Credentials(ctx, r, "eu-west-1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cache.PlatformCredentials(ctx, invokerRole, account, "free", "us-east-1"); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ role, tier string }{{tenantRole, "enterprise"}, {invokerRole, "free"}} {
+		var got []fakests.Call
+		for _, c := range srv.Calls() {
+			if c.RoleARN == tc.role {
+				got = append(got, c)
+			}
+		}
+		want := []fakests.Tag{{Key: "account_id", Value: account}, {Key: "tier", Value: tc.tier}}
+		if len(got) != 1 || got[0].ErrorCode != "" || got[0].SourceIdentity != account || !slices.Equal(got[0].Tags, want) {
+			t.Fatalf("%s: recorded calls %+v, want one with tags %v and SourceIdentity %s", tc.role, got, want, account)
+		}
+	}
+	for _, role := range []string{untaggedRole, noSourceRole} {
+		rr := r
+		rr.RoleARN = role
+		if _, err := cache.Credentials(ctx, rr, "eu-west-1"); !errors.Is(err, ErrRoleDenied) {
+			t.Fatalf("%s: err = %v, want ErrRoleDenied", role, err)
+		}
+		if n := srv.CallCount(role); n != 1 {
+			t.Fatalf("%s: %d calls", role, n)
+		}
 	}
 }

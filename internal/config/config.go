@@ -25,6 +25,7 @@ type Config struct {
 	Plans   Plans   `yaml:"plans"`
 	Service Service `yaml:"service"`
 	ExtProc ExtProc `yaml:"extproc"`
+	Usage   Usage   `yaml:"usage"`
 }
 
 // Server configures the listeners and process behaviour.
@@ -238,6 +239,7 @@ func (c *Config) applyDefaults() {
 	c.Plans.applyDefaults()
 	c.Service.applyDefaults()
 	c.ExtProc.applyDefaults()
+	c.Usage.applyDefaults()
 }
 
 // Validate reports every problem found, joined.
@@ -280,6 +282,7 @@ func (c *Config) Validate() error {
 	errs = append(errs, c.Plans.validate()...)
 	errs = append(errs, c.Service.validate()...)
 	errs = append(errs, c.ExtProc.validate()...)
+	errs = append(errs, c.Usage.validate(c.Store)...)
 	if len(errs) > 0 {
 		return fmt.Errorf("config: %w", errors.Join(errs...))
 	}

@@ -6,6 +6,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/tenantgate/tenantgate/internal/store/validate"
 )
 
 // Tenant sources for ext_proc.
@@ -78,8 +80,16 @@ type ExtProc struct {
 	Geography string `yaml:"geography"`
 	// PlatformAccountID is the platform's AWS account id; when set, a model
 	// ARN naming another account is refused for platform-signed requests.
-	PlatformAccountID string     `yaml:"platform_account_id"`
-	AssumeRole        AssumeRole `yaml:"assume_role"`
+	PlatformAccountID string `yaml:"platform_account_id"`
+	// PlatformRoleARN, when set, is the platform's own Bedrock invoker role:
+	// platform-signed requests use a session of it per tenant (assumed with
+	// the platform's base credentials, tagged account_id and tier, with
+	// SourceIdentity = account id, cached per tenant like enterprise
+	// credentials) instead of the base credentials, so that CloudTrail and
+	// cost allocation by IAM principal show each tenant. Its trust policy
+	// must allow sts:AssumeRole, sts:TagSession and sts:SetSourceIdentity.
+	PlatformRoleARN string     `yaml:"platform_role_arn"`
+	AssumeRole      AssumeRole `yaml:"assume_role"`
 }
 
 // AssumeRole configures tenant credentials from STS.
@@ -179,6 +189,9 @@ func (e *ExtProc) validate() []error {
 	case GeographyReject, GeographyRewrite:
 	default:
 		errs = append(errs, fmt.Errorf("extproc.geography: %q is not reject or rewrite", e.Geography))
+	}
+	if e.PlatformRoleARN != "" && !validate.RoleARN(e.PlatformRoleARN) {
+		errs = append(errs, fmt.Errorf("extproc.platform_role_arn: %q is not an IAM role ARN (arn:aws:iam::<12 digits>:role/<name>)", e.PlatformRoleARN))
 	}
 	if e.PlatformAccountID != "" && !accountIDRe.MatchString(e.PlatformAccountID) {
 		errs = append(errs, fmt.Errorf("extproc.platform_account_id: %q is not a 12-digit AWS account id", e.PlatformAccountID))

@@ -29,6 +29,12 @@ type Store struct {
 	// CacheTTL bounds how long a lookup is cached in-process (default 300s).
 	// Postgres changes invalidate entries sooner through LISTEN/NOTIFY.
 	CacheTTL Duration `yaml:"cache_ttl"`
+	// StaleIfError is how long past cache_ttl a cached answer may still be
+	// served while the store is unreachable (default 1h; a negative value
+	// such as -1s turns it off). Tenants never seen get 503 unavailable with
+	// Retry-After; "not found" answers and entries an invalidation removed
+	// are never served stale.
+	StaleIfError Duration `yaml:"stale_if_error"`
 	// NegativeCacheTTL bounds how long a "not found" is cached (default 30s).
 	NegativeCacheTTL Duration `yaml:"negative_cache_ttl"`
 	// NegativeCacheSize bounds the cached "not found" answers of each lookup
@@ -151,6 +157,9 @@ func connPorts(s string) []string {
 func (s *Store) applyDefaults() {
 	if s.CacheTTL == 0 {
 		s.CacheTTL = Duration(300 * time.Second)
+	}
+	if s.StaleIfError == 0 {
+		s.StaleIfError = Duration(time.Hour)
 	}
 	if s.NegativeCacheTTL == 0 {
 		s.NegativeCacheTTL = Duration(30 * time.Second)

@@ -46,6 +46,12 @@ type Config struct {
 	MaxSkew        time.Duration `yaml:"max_skew"`
 }
 
+// PlatformInvokerRoleARN is the demo platform's own invoker role
+// (extproc.platform_role_arn), in the platform's account; its trust policy
+// lets the platform principal assume it with session tags and a
+// SourceIdentity.
+const PlatformInvokerRoleARN = "arn:aws:iam::999988887777:role/TenantgatePlatformInvoker"
+
 // Default returns the demo configuration (fake credentials only).
 func Default() Config {
 	return Config{
@@ -57,7 +63,10 @@ func Default() Config {
 			SecretAccessKey: "platformSecretKeyExample0000000000000000",
 			PrincipalARN:    "arn:aws:iam::999988887777:user/tenantgate-platform",
 		},
-		Roles:        []sts.Role{{ARN: "arn:aws:iam::111122223333:role/AcmeBedrockAccess", ExternalID: "acme-external-id-7f3c", MaxSessionDuration: time.Hour}},
+		Roles: []sts.Role{
+			{ARN: "arn:aws:iam::111122223333:role/AcmeBedrockAccess", ExternalID: "acme-external-id-7f3c", MaxSessionDuration: time.Hour, TagSession: true, SetSourceIdentity: true},
+			{ARN: PlatformInvokerRoleARN, MaxSessionDuration: time.Hour, TagSession: true, SetSourceIdentity: true},
+		},
 		Regions:      []string{"us-east-1", "us-west-2", "eu-west-1", "eu-central-1"},
 		HostTemplate: bedrock.DefaultHostTemplate,
 		StreamDelay:  50 * time.Millisecond,

@@ -14,7 +14,8 @@ func TestLoadExample(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Platform.AccessKeyID != "AKIAPLATFORMEXAMPLE01" || len(cfg.Roles) != 1 || cfg.Roles[0].ExternalID != "acme-external-id-7f3c" ||
+	if cfg.Platform.AccessKeyID != "AKIAPLATFORMEXAMPLE01" || len(cfg.Roles) != 2 || cfg.Roles[0].ExternalID != "acme-external-id-7f3c" || !cfg.Roles[0].TagSession || !cfg.Roles[0].SetSourceIdentity ||
+		cfg.Roles[1].ARN != PlatformInvokerRoleARN || !cfg.Roles[1].TagSession ||
 		cfg.Roles[0].MaxSessionDuration != time.Hour || cfg.StreamDelay != 50*time.Millisecond || len(cfg.Regions) != 4 {
 		t.Fatalf("config %+v", cfg)
 	}

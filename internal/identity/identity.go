@@ -38,6 +38,7 @@ const (
 	KeyUserID     = "user_id"
 	KeyPrincipal  = "principal_kind" // "user" or "service"
 	KeyCredential = "credential"     // "jwt", "api_key", "query_token", "mtls", "service_role"
+	KeyAPIKeyID   = "api_key_id"     // the api_keys.key_id that authenticated the request, if any
 )
 
 // Principal kinds.
@@ -58,6 +59,9 @@ type Identity struct {
 	Enterprise bool
 	Principal  string // PrincipalUser or PrincipalService
 	Credential string
+	// APIKeyID is the key_id of the API key that authenticated the request
+	// (not a secret); empty for other credentials.
+	APIKeyID string
 }
 
 // ErrNoTenant reports that no account id was present.
@@ -80,7 +84,7 @@ func (id Identity) Struct() *structpb.Struct {
 	if principal == "" {
 		principal = PrincipalUser
 	}
-	return &structpb.Struct{Fields: map[string]*structpb.Value{
+	s := &structpb.Struct{Fields: map[string]*structpb.Value{
 		KeyAccountID:  structpb.NewStringValue(id.AccountID),
 		KeyTier:       structpb.NewStringValue(id.Tier),
 		KeyRole:       structpb.NewStringValue(id.Role),
@@ -89,6 +93,10 @@ func (id Identity) Struct() *structpb.Struct {
 		KeyPrincipal:  structpb.NewStringValue(principal),
 		KeyCredential: structpb.NewStringValue(id.Credential),
 	}}
+	if id.APIKeyID != "" {
+		s.Fields[KeyAPIKeyID] = structpb.NewStringValue(id.APIKeyID)
+	}
+	return s
 }
 
 // FromStruct decodes dynamic metadata written by Struct. A missing or empty
@@ -106,6 +114,7 @@ func FromStruct(s *structpb.Struct) (Identity, error) {
 		Role:       str(KeyRole),
 		Principal:  str(KeyPrincipal),
 		Credential: str(KeyCredential),
+		APIKeyID:   str(KeyAPIKeyID),
 	}
 	switch v := f[KeyEnterprise].GetKind().(type) {
 	case *structpb.Value_BoolValue:

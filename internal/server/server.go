@@ -149,6 +149,10 @@ func New(opts Options) (*Server, error) {
 			Timeout: 10 * time.Second,
 		}),
 		grpc.MaxRecvMsgSize(opts.MaxRecvMsgSize),
+		// Stop (after shutdown_grace) returns only once every handler has
+		// returned, so that what they hand on (usage records) is flushed
+		// after them.
+		grpc.WaitForHandlers(true),
 	}
 	if opts.GRPCTLS != nil {
 		grpcOpts = append(grpcOpts, grpc.Creds(credentials.NewTLS(opts.GRPCTLS)))

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -93,6 +94,9 @@ type EnvoyPorts struct {
 	// RateLimit, when set, replaces the token bucket of every listener's
 	// local_ratelimit filter; nil keeps the shipped bucket.
 	RateLimit *TokenBucket
+	// DropFilters are HTTP filter names removed from every listener (for
+	// comparisons such as metering on and off); nil keeps them all.
+	DropFilters []string
 }
 
 // TokenBucket is the token bucket of Envoy's local_ratelimit filter: it
@@ -100,6 +104,27 @@ type EnvoyPorts struct {
 type TokenBucket struct {
 	MaxTokens, TokensPerFill int
 	FillInterval             time.Duration
+}
+
+// dropFilters removes the named HTTP filters from every http_filters list.
+func dropFilters(doc map[string]any, names []string) {
+	out := walk(doc, func(k string, v any) any {
+		fs, ok := v.([]any)
+		if k != "http_filters" || !ok {
+			return v
+		}
+		kept := make([]any, 0, len(fs))
+		for _, f := range fs {
+			if m, ok := f.(map[string]any); ok && slices.Contains(names, fmt.Sprint(m["name"])) {
+				continue
+			}
+			kept = append(kept, f)
+		}
+		return kept
+	}).(map[string]any)
+	for k, v := range out {
+		doc[k] = v
+	}
 }
 
 // localRateLimitFilter is the HTTP filter whose bucket RateLimit replaces.
@@ -227,6 +252,9 @@ func RewriteBootstrap(shipped []byte, p EnvoyPorts) ([]byte, error) {
 		if err := setRateLimit(doc, *p.RateLimit); err != nil {
 			return nil, err
 		}
+	}
+	if len(p.DropFilters) > 0 {
+		dropFilters(doc, p.DropFilters)
 	}
 	var buf bytes.Buffer
 	enc := yaml.NewEncoder(&buf)

@@ -153,3 +153,20 @@ func TestRewriteBootstrapReplicas(t *testing.T) {
 		t.Errorf("unix link with several replicas: err = %v", err)
 	}
 }
+
+func TestRewriteBootstrapDropFilters(t *testing.T) {
+	const metering = "envoy.filters.http.ext_proc.usage"
+	for _, drop := range [][]string{nil, {metering}} {
+		b, err := RewriteBootstrap(envoy.Bootstrap, EnvoyPorts{Admin: 1, Public: 2, Mesh: 3, Tenantgate: 4, Bedrock: 5,
+			ServerCert: "a", ServerKey: "b", MeshCA: "c", UpstreamCA: "d", TenantgateLink: LinkPlaintext, DropFilters: drop})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := strings.Count(string(b), metering), 2*(1-len(drop)); got != want {
+			t.Fatalf("drop %v: %d mentions of %s, want %d", drop, got, metering, want)
+		}
+		if n := strings.Count(string(b), "envoy.filters.http.router"); n != 2 {
+			t.Fatalf("drop %v: %d routers", drop, n)
+		}
+	}
+}

@@ -41,6 +41,7 @@ import (
 	"github.com/tenantgate/tenantgate/envoy"
 	"github.com/tenantgate/tenantgate/internal/fakeaws"
 	"github.com/tenantgate/tenantgate/internal/fakeaws/bedrock"
+	"github.com/tenantgate/tenantgate/internal/fakeaws/fault"
 )
 
 // HS256Secret is the stack issuer's shared secret (test value).
@@ -78,6 +79,10 @@ type Options struct {
 	// Geography is extproc.geography ("reject" or "rewrite"); empty keeps
 	// tenantgate's default.
 	Geography string
+	// PlatformRoleARN is extproc.platform_role_arn; empty keeps platform
+	// requests on the platform's base credentials. The fake STS trusts
+	// fakeaws.PlatformInvokerRoleARN.
+	PlatformRoleARN string
 	// TenantgateLink is how Envoy reaches tenantgate: LinkMTLS (default, as
 	// envoy/envoy.yaml ships: tenantgate requires Envoy's client
 	// certificate), LinkUnix (a Unix socket in Dir) or LinkPlaintext.
@@ -90,11 +95,24 @@ type Options struct {
 	// ShutdownDrain is tenantgate's server.shutdown_drain; zero means "0s"
 	// (stop at once: most tests stop tenantgate to see Envoy fail closed).
 	ShutdownDrain time.Duration
+	// Usage is tenantgate's usage section (metering); nil keeps its
+	// defaults.
+	Usage map[string]any
+	// EnvoyDropFilters are HTTP filters removed from the shipped bootstrap
+	// (e.g. "envoy.filters.http.ext_proc.usage" to compare metering off).
+	EnvoyDropFilters []string
 	// EnvoyRateLimit replaces the token bucket of Envoy's listener rate
 	// limit; nil means a million requests per second, so that tests,
 	// benchmarks and the demo are never throttled by the shipped
 	// per-instance limit. Tests of the limit set a small bucket.
 	EnvoyRateLimit *TokenBucket
+	// Configure, when set, may change the generated tenantgate
+	// configuration (the YAML document as nested maps) before it is
+	// written: fault tests shorten TTLs and timeouts with it.
+	Configure func(cfg map[string]any)
+	// ConfigureFakes, when set, may change the fake AWS configuration
+	// (extra roles, for instance) before the fakes start.
+	ConfigureFakes func(cfg *fakeaws.Config)
 	// TenantgateLogLevel is tenantgate's server.log_level; empty means
 	// "debug" (tests read the decision lines). Benchmarks use "info", the
 	// shipped default.
@@ -132,11 +150,17 @@ type Stack struct {
 	Issuer string
 	// Fakes are the in-process fake AWS services.
 	Fakes *fakeaws.Fakes
+	// JWKSFaults injects faults into the issuer's JWKS endpoint (latency,
+	// 503, dropped connections), as Fakes do for STS and Bedrock.
+	JWKSFaults *fault.Injector
 
 	opts        Options
 	log         *slog.Logger
 	ownDir      bool
-	rsaKey      *rsa.PrivateKey
+	keyMu       sync.Mutex
+	rsaKey      *rsa.PrivateKey // signs Token
+	rsaKID      string
+	jwksKeys    []any // published JWKS keys, newest first
 	servers     []*http.Server
 	tgConfig    string         // replica 0's config file
 	tgDoc       map[string]any // the config every replica shares but server
@@ -249,6 +273,9 @@ func (s *Stack) startFakes() error {
 	if s.opts.StreamDelay > 0 {
 		cfg.StreamDelay = s.opts.StreamDelay
 	}
+	if s.opts.ConfigureFakes != nil {
+		s.opts.ConfigureFakes(&cfg)
+	}
 	fakes, err := fakeaws.New(cfg, slog.New(slog.NewJSONHandler(f, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	if err != nil {
 		return fmt.Errorf("stack: %w", err)
@@ -273,21 +300,27 @@ func (s *Stack) startFakes() error {
 }
 
 func (s *Stack) startIssuer() error {
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		return fmt.Errorf("stack: rsa key: %w", err)
+	if err := s.addIssuerKey(jwksKID); err != nil {
+		return err
 	}
-	s.rsaKey = key
-	jwks, err := json.Marshal(map[string]any{"keys": []any{map[string]any{
-		"kty": "RSA", "kid": jwksKID, "alg": "RS256", "use": "sig",
-		"n": base64.RawURLEncoding.EncodeToString(key.N.Bytes()),
-		"e": base64.RawURLEncoding.EncodeToString(big.NewInt(int64(key.E)).Bytes()),
-	}}})
-	if err != nil {
-		return fmt.Errorf("stack: jwks: %w", err)
-	}
+	s.JWKSFaults = &fault.Injector{}
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /auth/v1/.well-known/jwks.json", func(w http.ResponseWriter, _ *http.Request) {
+	mux.HandleFunc("GET /auth/v1/.well-known/jwks.json", func(w http.ResponseWriter, r *http.Request) {
+		switch s.JWKSFaults.Apply(r.Context()) {
+		case fault.Drop:
+			fault.DropConnection(w)
+			return
+		case fault.Unavailable:
+			http.Error(w, "jwks unavailable (injected fault)", http.StatusServiceUnavailable)
+			return
+		}
+		s.keyMu.Lock()
+		jwks, err := json.Marshal(map[string]any{"keys": s.jwksKeys})
+		s.keyMu.Unlock()
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(jwks)
 	})
@@ -299,13 +332,55 @@ func (s *Stack) startIssuer() error {
 	return nil
 }
 
+// addIssuerKey generates an RSA key with key id kid, publishes it first in
+// the JWKS (keeping the earlier keys) and makes Token sign with it.
+func (s *Stack) addIssuerKey(kid string) error {
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		return fmt.Errorf("stack: rsa key: %w", err)
+	}
+	jwk := map[string]any{
+		"kty": "RSA", "kid": kid, "alg": "RS256", "use": "sig",
+		"n": base64.RawURLEncoding.EncodeToString(key.N.Bytes()),
+		"e": base64.RawURLEncoding.EncodeToString(big.NewInt(int64(key.E)).Bytes()),
+	}
+	s.keyMu.Lock()
+	defer s.keyMu.Unlock()
+	s.rsaKey, s.rsaKID = key, kid
+	s.jwksKeys = append([]any{jwk}, s.jwksKeys...)
+	return nil
+}
+
+// RotateIssuerKey rotates the issuer's signing key as Supabase Auth does:
+// a new key (id kid) is published first in the JWKS, beside the old ones,
+// and Token signs with it from now on. It returns a function that still
+// mints tokens with the previous key.
+func (s *Stack) RotateIssuerKey(kid string) (previous func(userID string, ttl time.Duration) (string, error), err error) {
+	s.keyMu.Lock()
+	oldKey, oldKID := s.rsaKey, s.rsaKID
+	s.keyMu.Unlock()
+	if err := s.addIssuerKey(kid); err != nil {
+		return nil, err
+	}
+	return func(userID string, ttl time.Duration) (string, error) {
+		return s.signRS256(oldKey, oldKID, userID, ttl)
+	}, nil
+}
+
 // Token mints an RS256 access token (served through the stack's JWKS) for
 // userID, like Supabase Auth: iss, sub, aud authenticated, role
 // authenticated, exp in ttl.
 func (s *Stack) Token(userID string, ttl time.Duration) (string, error) {
+	s.keyMu.Lock()
+	key, kid := s.rsaKey, s.rsaKID
+	s.keyMu.Unlock()
+	return s.signRS256(key, kid, userID, ttl)
+}
+
+func (s *Stack) signRS256(key *rsa.PrivateKey, kid, userID string, ttl time.Duration) (string, error) {
 	t := jwt.NewWithClaims(jwt.SigningMethodRS256, s.claims(userID, ttl))
-	t.Header["kid"] = jwksKID
-	tok, err := t.SignedString(s.rsaKey)
+	t.Header["kid"] = kid
+	tok, err := t.SignedString(key)
 	if err != nil {
 		return "", fmt.Errorf("stack: sign token: %w", err)
 	}
@@ -375,11 +450,20 @@ func (s *Stack) writeTenantgateConfig() error {
 	if s.opts.Geography != "" {
 		cfg["extproc"].(map[string]any)["geography"] = s.opts.Geography
 	}
+	if s.opts.PlatformRoleARN != "" {
+		cfg["extproc"].(map[string]any)["platform_role_arn"] = s.opts.PlatformRoleARN
+	}
+	if s.opts.Usage != nil {
+		cfg["usage"] = s.opts.Usage
+	}
 	models := s.opts.Models
 	if models == nil {
 		models = DemoModels()
 	}
 	cfg["plans"] = map[string]any{"models": models}
+	if s.opts.Configure != nil {
+		s.opts.Configure(cfg)
+	}
 	s.tgDoc = cfg
 	s.Replicas = make([]Replica, s.opts.Replicas)
 	for i := range s.Replicas {
@@ -628,6 +712,7 @@ func (s *Stack) startEnvoy(ctx context.Context) error {
 	ports.ServerCert, ports.ServerKey = s.Certs.EnvoyCert, s.Certs.EnvoyKey
 	ports.MeshCA, ports.UpstreamCA = s.Certs.CA, s.Certs.CA
 	ports.RateLimit = s.opts.EnvoyRateLimit
+	ports.DropFilters = s.opts.EnvoyDropFilters
 	if ports.RateLimit == nil {
 		ports.RateLimit = &TokenBucket{MaxTokens: 1_000_000, TokensPerFill: 1_000_000, FillInterval: time.Second}
 	}

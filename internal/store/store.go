@@ -50,6 +50,7 @@ func Open(ctx context.Context, cfg config.Store, logger *slog.Logger, reg promet
 		NegativeMaxEntries: cfg.NegativeCacheSize,
 		KeyLookupRate:      float64(cfg.APIKeyLookupRate),
 		KeyLookupBurst:     cfg.APIKeyLookupBurst,
+		StaleIfError:       cfg.StaleIfError.D(),
 		Metrics:            m,
 	}
 	switch kind {
@@ -105,6 +106,7 @@ func openPostgres(ctx context.Context, cfg config.Store, copts cache.Options, lo
 	l, err := pgstore.StartListener(ctx, listenURL, pgstore.ListenerOptions{
 		OnEvent:        func(ev pgstore.Event) { c.Invalidate(cache.Event(ev)) },
 		OnReset:        c.Flush,
+		OnGap:          c.Expire,
 		OnListening:    func() { listening.Set(1) },
 		OnDisconnected: func() { listening.Set(0) },
 		Logger:         logger.With("component", "pgstore_listener"),

@@ -70,4 +70,13 @@ type Route struct {
 	Region     string // empty means the configured default region
 	Enabled    bool
 	UpdatedAt  time.Time
+	// InferenceProfiles maps model ids the tenant calls to its own
+	// application-inference-profile ARNs (nil: none). A request naming
+	// such a model id is sent to the profile instead, and the profiles are
+	// refused for every other tenant.
+	InferenceProfiles map[string]string
+	// Tier is the account's plan tier at the time of the request: not a
+	// column of the routing row but set by the caller, so that the assumed
+	// session carries it as its tier tag.
+	Tier string
 }

@@ -121,6 +121,7 @@ type Server struct {
 	mu           sync.Mutex
 	records      []Record
 	throttleNext int
+	cutNext      int
 	jobs         []*asyncJob
 }
 
@@ -184,6 +185,16 @@ func (s *Server) ThrottleNext(n int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.throttleNext = max(n, 0)
+}
+
+// CutNextStream makes the next streaming response (ConverseStream or
+// InvokeModelWithResponseStream) stop after its first `events` events: the
+// connection is aborted without the remaining events, as a dropped upstream
+// stream looks to the client.
+func (s *Server) CutNextStream(events int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.cutNext = max(events, 0)
 }
 
 // Records returns a copy of the recorded requests.
@@ -306,6 +317,16 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rec.AccountIDHeader = len(r.Header.Values("X-Account-Id")) > 0
 
 	sw := &statusWriter{ResponseWriter: w}
+	defer func() {
+		// An aborted response (a dropped connection or a cut stream) is
+		// recorded too, then the abort continues.
+		if v := recover(); v != nil {
+			rec.Status = sw.status
+			rec.ErrorType = "aborted"
+			s.addRecord(rec)
+			panic(v)
+		}
+	}()
 	s.serve(sw, r, &rec)
 	rec.Status = sw.status
 	rec.ErrorType = sw.Header().Get("x-amzn-ErrorType")
@@ -528,35 +549,76 @@ func (c *call) jsonBody() (map[string]any, *apiError) {
 	return m, nil
 }
 
-func (c *call) converseInput() (int, *apiError) {
+// tokenUsage is a Converse usage object as AWS returns it.
+type tokenUsage struct {
+	in, out, cacheRead, cacheWrite int
+}
+
+// converseUsage is the Converse/ConverseStream usage member. The cache
+// counts appear when the request has a cachePoint block, as on AWS.
+func (u tokenUsage) converseUsage() map[string]any {
+	m := map[string]any{"inputTokens": u.in, "outputTokens": u.out, "totalTokens": u.in + u.out + u.cacheRead + u.cacheWrite}
+	if u.cacheRead+u.cacheWrite > 0 {
+		m["cacheReadInputTokens"] = u.cacheRead
+		m["cacheWriteInputTokens"] = u.cacheWrite
+	}
+	return m
+}
+
+// hasCachePoint reports whether a JSON document contains a cachePoint key.
+func hasCachePoint(v any) bool {
+	switch t := v.(type) {
+	case []any:
+		return slices.ContainsFunc(t, hasCachePoint)
+	case map[string]any:
+		if _, ok := t["cachePoint"]; ok {
+			return true
+		}
+		for _, x := range t {
+			if hasCachePoint(x) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// converseInput validates a Converse request and returns its token usage
+// (the answer's output tokens included). With a cachePoint, a third of the
+// counted prompt is reported read from the cache and a third written to it.
+func (c *call) converseInput() (tokenUsage, *apiError) {
 	m, e := c.jsonBody()
 	if e != nil {
-		return 0, e
+		return tokenUsage{}, e
 	}
 	msgs, ok := m["messages"].([]any)
 	if !ok || len(msgs) == 0 {
-		return 0, errf(http.StatusBadRequest, "ValidationException", "1 validation error detected: Value null at 'messages' failed to satisfy constraint: Member must not be null")
+		return tokenUsage{}, errf(http.StatusBadRequest, "ValidationException", "1 validation error detected: Value null at 'messages' failed to satisfy constraint: Member must not be null")
 	}
-	return max(1, countTokens(m)), nil
+	u := tokenUsage{in: max(1, countTokens(m)), out: max(1, countTokens(c.answer()))}
+	if hasCachePoint(m) {
+		u.cacheRead, u.cacheWrite = u.in/3, u.in/3
+		u.in -= u.cacheRead + u.cacheWrite
+	}
+	return u, nil
 }
 
 func (c *call) latencyMS() int64 { return max(1, c.s.now().Sub(c.start).Milliseconds()) }
 
 func (c *call) converse() {
-	in, e := c.converseInput()
+	u, e := c.converseInput()
 	if e != nil {
 		writeError(c.w, e)
 		return
 	}
 	text := c.answer()
-	out := max(1, countTokens(text))
 	writeJSON(c.w, http.StatusOK, map[string]any{
 		"output": map[string]any{"message": map[string]any{
 			"role":    "assistant",
 			"content": []any{map[string]any{"text": text}},
 		}},
 		"stopReason": "end_turn",
-		"usage":      map[string]any{"inputTokens": in, "outputTokens": out, "totalTokens": in + out},
+		"usage":      u.converseUsage(),
 		"metrics":    map[string]any{"latencyMs": c.latencyMS()},
 	})
 }
@@ -576,6 +638,8 @@ type streamer struct {
 	enc *eventstream.Encoder
 	rc  *http.ResponseController
 	n   int
+	// cut > 0: abort the response instead of writing event number cut+1.
+	cut int
 }
 
 func (c *call) startStream() *streamer {
@@ -584,6 +648,9 @@ func (c *call) startStream() *streamer {
 	h.Set("x-amzn-bedrock-content-type", "application/json")
 	c.w.WriteHeader(http.StatusOK)
 	st := &streamer{c: c, enc: eventstream.NewEncoder(), rc: http.NewResponseController(c.w)}
+	c.s.mu.Lock()
+	st.cut, c.s.cutNext = c.s.cutNext, 0
+	c.s.mu.Unlock()
 	_ = st.rc.Flush()
 	return st
 }
@@ -599,6 +666,12 @@ func (st *streamer) event(eventType string, payload any) bool {
 			t.Stop()
 			return false
 		}
+	}
+	if st.cut > 0 && st.n >= st.cut {
+		// Abort the response: the client sees the stream end without
+		// the remaining events (HTTP/1.1: connection closed; HTTP/2:
+		// stream reset).
+		panic(http.ErrAbortHandler)
 	}
 	st.n++
 	b, err := json.Marshal(payload)
@@ -617,13 +690,12 @@ func (st *streamer) event(eventType string, payload any) bool {
 }
 
 func (c *call) converseStream() {
-	in, e := c.converseInput()
+	u, e := c.converseInput()
 	if e != nil {
 		writeError(c.w, e)
 		return
 	}
 	text := c.answer()
-	out := max(1, countTokens(text))
 	st := c.startStream()
 	if !st.event("messageStart", map[string]any{"role": "assistant"}) {
 		return
@@ -638,7 +710,7 @@ func (c *call) converseStream() {
 		return
 	}
 	st.event("metadata", map[string]any{
-		"usage":   map[string]any{"inputTokens": in, "outputTokens": out, "totalTokens": in + out},
+		"usage":   u.converseUsage(),
 		"metrics": map[string]any{"latencyMs": c.latencyMS()},
 	})
 }

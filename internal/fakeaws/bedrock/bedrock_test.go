@@ -58,7 +58,7 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := sts.New(sts.Config{Credentials: store, Roles: []sts.Role{{ARN: roleARN, ExternalID: externalID}}})
+	st, err := sts.New(sts.Config{Credentials: store, Roles: []sts.Role{{ARN: roleARN, ExternalID: externalID, TagSession: true, SetSourceIdentity: true}}})
 	if err != nil {
 		t.Fatal(err)
 	}

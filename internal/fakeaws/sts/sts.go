@@ -44,6 +44,13 @@ type Role struct {
 	// Principals may assume the role; empty means any long-term
 	// (non-session) credential known to the registry.
 	Principals []string `yaml:"principals" json:"principals"`
+	// TagSession is the trust policy's sts:TagSession for the principals:
+	// without it an AssumeRole carrying session tags is AccessDenied, as
+	// in AWS.
+	TagSession bool `yaml:"tag_session" json:"tag_session"`
+	// SetSourceIdentity is the trust policy's sts:SetSourceIdentity: without
+	// it an AssumeRole carrying SourceIdentity is AccessDenied.
+	SetSourceIdentity bool `yaml:"set_source_identity" json:"set_source_identity"`
 }
 
 // Config configures the fake STS.
@@ -80,6 +87,8 @@ type Call struct {
 	ExternalID      string    `json:"external_id"`
 	DurationSeconds int       `json:"duration_seconds"`
 	Tags            []Tag     `json:"tags"`
+	// SourceIdentity is the SourceIdentity parameter ("" when absent).
+	SourceIdentity string `json:"source_identity,omitempty"`
 	// Principal is the caller's ARN (empty when authentication failed).
 	Principal      string `json:"principal"`
 	CallerKeyID    string `json:"caller_access_key_id"`
@@ -298,6 +307,7 @@ func (s *Server) handle(ctx context.Context, w http.ResponseWriter, r *http.Requ
 	call.RoleSessionName = params.Get("RoleSessionName")
 	call.ExternalID = params.Get("ExternalId")
 	call.Tags = parseTags(params)
+	call.SourceIdentity = params.Get("SourceIdentity")
 
 	// Authenticate.
 	region := ""
@@ -337,8 +347,10 @@ func (s *Server) handle(ctx context.Context, w http.ResponseWriter, r *http.Requ
 
 var (
 	sessionNameRe = regexp.MustCompile(`^[\w+=,.@-]*$`)
-	externalIDRe  = regexp.MustCompile(`^[\w+=,.@:/-]*$`)
-	tagRe         = regexp.MustCompile(`^[\p{L}\p{Z}\p{N}_.:/=+\-@]*$`)
+	// sourceIdentityRe is SourceIdentity's pattern (length 2..64 apart).
+	sourceIdentityRe = regexp.MustCompile(`^[\w+=,.@-]*$`)
+	externalIDRe     = regexp.MustCompile(`^[\w+=,.@:/-]*$`)
+	tagRe            = regexp.MustCompile(`^[\p{L}\p{Z}\p{N}_.:/=+\-@]*$`)
 )
 
 func parseTags(p url.Values) []Tag {
@@ -410,6 +422,15 @@ func (s *Server) assumeRole(w http.ResponseWriter, p url.Values, caller *sigv4ve
 			errs = append(errs, "Value at 'externalId' failed to satisfy constraint: Member must satisfy regular expression pattern: [\\w+=,.@:\\/-]*")
 		}
 	}
+	if si, ok := p["SourceIdentity"]; ok {
+		if n := len(si[0]); n < 2 || n > 64 {
+			errs = append(errs, fmt.Sprintf("Value '%s' at 'sourceIdentity' failed to satisfy constraint: Member must have length between 2 and 64", si[0]))
+		} else if !sourceIdentityRe.MatchString(si[0]) {
+			errs = append(errs, fmt.Sprintf("Value '%s' at 'sourceIdentity' failed to satisfy constraint: Member must satisfy regular expression pattern: [\\w+=,.@-]*", si[0]))
+		} else if strings.HasPrefix(strings.ToLower(si[0]), "aws:") {
+			return validationErr("SourceIdentity cannot start with the reserved prefix aws:")
+		}
+	}
 	if len(call.Tags) > 50 {
 		errs = append(errs, "Value at 'tags' failed to satisfy constraint: Member must have length less than or equal to 50")
 	}
@@ -422,6 +443,9 @@ func (s *Server) assumeRole(w http.ResponseWriter, p url.Values, caller *sigv4ve
 			errs = append(errs, fmt.Sprintf("Value at 'tags.%d.member.value' failed to satisfy constraint: Member must have length less than or equal to 256 and satisfy regular expression pattern: [\\p{L}\\p{Z}\\p{N}_.:/=+\\-@]*", i+1))
 		}
 		k := strings.ToLower(t.Key)
+		if strings.HasPrefix(k, "aws:") {
+			return validationErr("Tag keys cannot start with the reserved prefix aws:")
+		}
 		if seen[k] {
 			return validationErr("Duplicate tag keys found. Please note that Tag keys are case insensitive.")
 		}
@@ -449,6 +473,14 @@ func (s *Server) assumeRole(w http.ResponseWriter, p url.Values, caller *sigv4ve
 	}
 	if role.ExternalID != "" && p.Get("ExternalId") != role.ExternalID {
 		return denied
+	}
+	// AWS evaluates sts:TagSession and sts:SetSourceIdentity in the same
+	// trust policy and answers with AccessDenied naming the action.
+	if len(call.Tags) > 0 && !role.TagSession {
+		return senderErr(http.StatusForbidden, "AccessDenied", "User: %s is not authorized to perform: sts:TagSession on resource: %s", caller.Credential.PrincipalARN, roleARN)
+	}
+	if _, ok := p["SourceIdentity"]; ok && !role.SetSourceIdentity {
+		return senderErr(http.StatusForbidden, "AccessDenied", "User: %s is not authorized to perform: sts:SetSourceIdentity on resource: %s", caller.Credential.PrincipalARN, roleARN)
 	}
 	if time.Duration(duration)*time.Second > role.MaxSessionDuration {
 		return validationErr("The requested DurationSeconds exceeds the MaxSessionDuration set for this role.")

@@ -28,6 +28,9 @@ const (
 	roleARN        = "arn:aws:iam::111122223333:role/AcmeBedrockAccess"
 	openRoleARN    = "arn:aws:iam::111122223333:role/path/NoExternalId"
 	externalID     = "acme-external-id-7f3c"
+	// tagOnlyRoleARN's trust policy allows sts:TagSession but not
+	// sts:SetSourceIdentity.
+	tagOnlyRoleARN = "arn:aws:iam::111122223333:role/TagOnly"
 )
 
 type env struct {
@@ -44,8 +47,9 @@ func newEnv(t *testing.T) *env {
 		Credentials: store,
 		Regions:     []string{"us-east-1", "eu-west-1"},
 		Roles: []sts.Role{
-			{ARN: roleARN, ExternalID: externalID, MaxSessionDuration: time.Hour, Principals: []string{platformARN}},
+			{ARN: roleARN, ExternalID: externalID, MaxSessionDuration: time.Hour, Principals: []string{platformARN}, TagSession: true, SetSourceIdentity: true},
 			{ARN: openRoleARN},
+			{ARN: tagOnlyRoleARN, ExternalID: externalID, TagSession: true},
 		},
 	})
 	if err != nil {
@@ -83,6 +87,7 @@ func TestAssumeRoleSuccess(t *testing.T) {
 		ExternalId:      aws.String(externalID),
 		DurationSeconds: aws.Int32(900),
 		Tags:            []ststypes.Tag{{Key: aws.String("account_id"), Value: aws.String("8b1c2c0e-0000-4000-8000-000000000001")}, {Key: aws.String("plan"), Value: aws.String("enterprise")}},
+		SourceIdentity:  aws.String("8b1c2c0e-0000-4000-8000-000000000001"),
 	}
 	out, err := c.AssumeRole(context.Background(), in)
 	if err != nil {
@@ -125,7 +130,7 @@ func TestAssumeRoleSuccess(t *testing.T) {
 	c0 := calls[0]
 	if c0.RoleARN != roleARN || c0.RoleSessionName != "tenantgate-acct-1234" || c0.ExternalID != externalID || c0.Principal != platformARN ||
 		c0.Region != "eu-west-1" || c0.DurationSeconds != 900 || len(c0.Tags) != 2 || c0.Tags[1] != (sts.Tag{Key: "plan", Value: "enterprise"}) ||
-		c0.IssuedKeyID != *cr.AccessKeyId || c0.ErrorCode != "" || c0.Time.IsZero() {
+		c0.IssuedKeyID != *cr.AccessKeyId || c0.ErrorCode != "" || c0.Time.IsZero() || c0.SourceIdentity != "8b1c2c0e-0000-4000-8000-000000000001" {
 		t.Fatalf("recorded call %+v", c0)
 	}
 	// No external id required for this role; default duration 3600.
@@ -190,6 +195,33 @@ func TestAssumeRoleErrors(t *testing.T) {
 			in.Tags = []ststypes.Tag{{Key: aws.String("k"), Value: aws.String("1")}, {Key: aws.String("K"), Value: aws.String("2")}}
 			return in
 		}, "ValidationError", 400, []string{"Duplicate tag keys"}},
+		{"tags without sts:TagSession", platform, func() *awssts.AssumeRoleInput {
+			in := good()
+			in.RoleArn = aws.String(openRoleARN)
+			in.ExternalId = nil
+			in.Tags = []ststypes.Tag{{Key: aws.String("account_id"), Value: aws.String("a1")}}
+			return in
+		}, "AccessDenied", 403, []string{"User: " + platformARN + " is not authorized to perform: sts:TagSession on resource: " + openRoleARN}},
+		{"source identity without sts:SetSourceIdentity", platform, func() *awssts.AssumeRoleInput {
+			in := good()
+			in.RoleArn = aws.String(tagOnlyRoleARN)
+			in.Tags = []ststypes.Tag{{Key: aws.String("account_id"), Value: aws.String("a1")}}
+			in.SourceIdentity = aws.String("acct-1")
+			return in
+		}, "AccessDenied", 403, []string{"User: " + platformARN + " is not authorized to perform: sts:SetSourceIdentity on resource: " + tagOnlyRoleARN}},
+		{"source identity too short", platform, func() *awssts.AssumeRoleInput { in := good(); in.SourceIdentity = aws.String("a"); return in }, "ValidationError", 400, []string{"sourceIdentity"}},
+		{"source identity bad chars", platform, func() *awssts.AssumeRoleInput { in := good(); in.SourceIdentity = aws.String("a b"); return in }, "ValidationError", 400, []string{"sourceIdentity", "regular expression"}},
+		{"source identity too long", platform, func() *awssts.AssumeRoleInput {
+			in := good()
+			in.SourceIdentity = aws.String(strings.Repeat("a", 65))
+			return in
+		}, "ValidationError", 400, []string{"sourceIdentity"}},
+		{"source identity reserved prefix", platform, func() *awssts.AssumeRoleInput { in := good(); in.SourceIdentity = aws.String("aws:x"); return in }, "ValidationError", 400, []string{"aws:"}},
+		{"reserved tag key", platform, func() *awssts.AssumeRoleInput {
+			in := good()
+			in.Tags = []ststypes.Tag{{Key: aws.String("aws:x"), Value: aws.String("v")}}
+			return in
+		}, "ValidationError", 400, []string{"aws:"}},
 		{"wrong secret", e.client("us-east-1", platformKey, "wrong", ""), good, "SignatureDoesNotMatch", 403, []string{"signature we calculated does not match"}},
 		{"unknown key", e.client("us-east-1", "AKIAUNKNOWNKEY000000", "x", ""), good, "InvalidClientTokenId", 403, []string{"security token included in the request is invalid"}},
 		{"temp key without token", e.client("us-east-1", *tmp.AccessKeyId, *tmp.SecretAccessKey, ""), good, "InvalidClientTokenId", 403, nil},

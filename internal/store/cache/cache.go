@@ -2,8 +2,11 @@
 // bounded TTL table per lookup kind, single flight per key, a shorter TTL for
 // "not found" (held apart from found entries, under a hash of the key),
 // a rate limit on store lookups of API keys not known to exist, and
-// invalidation by change events (Postgres NOTIFY or a tenants file reload).
-// It also records store query latency and errors.
+// invalidation by change events (Postgres NOTIFY or a tenants file reload),
+// and stale-if-error: while the store is unreachable, found entries past
+// their TTL keep being answered for up to Options.StaleIfError (entries an
+// invalidation removed are gone and never answered stale). It also records
+// store query latency, errors and stale answers.
 package cache
 
 import (
@@ -73,6 +76,11 @@ type Options struct {
 	KeyLookupRate float64
 	// KeyLookupBurst is the number of such lookups allowed at once (min 1).
 	KeyLookupBurst int
+	// StaleIfError is how long past its TTL a found entry may still be
+	// answered while the source is unreachable (any error other than
+	// tenant.ErrNotFound and ErrLimited). "Not found" entries are never
+	// answered stale. Zero or negative: never.
+	StaleIfError time.Duration
 	// Metrics may be nil.
 	Metrics *Metrics
 	// Now is the clock (default time.Now).
@@ -116,8 +124,47 @@ type Cache struct {
 	route    *table[tenant.Route]
 	routes   *table[[]tenant.Route]
 
+	// health tracks whether the source is reachable, for stale answers
+	// and Ping.
+	health sourceHealth
+
 	closeOnce sync.Once
 	onClose   []func()
+}
+
+// sourceHealth is what the cache knows of the source's reachability: when it
+// last answered (a value or "not found") and whether its last answer was an
+// outage.
+type sourceHealth struct {
+	mu           sync.Mutex
+	lastAnswered time.Time
+	down         bool
+}
+
+// record notes the outcome of one source call at now.
+func (h *sourceHealth) record(err error, now time.Time) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if isOutage(err) {
+		h.down = true
+		return
+	}
+	h.down = false
+	if now.After(h.lastAnswered) {
+		h.lastAnswered = now
+	}
+}
+
+func (h *sourceHealth) state() (down bool, lastAnswered time.Time) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.down, h.lastAnswered
+}
+
+// isOutage reports whether err from a source lookup means the source is
+// unreachable: any error but "not found" and the unknown-key rate limit.
+func isOutage(err error) bool {
+	return err != nil && !errors.Is(err, tenant.ErrNotFound) && !errors.Is(err, ErrLimited)
 }
 
 // New wraps src.
@@ -213,8 +260,22 @@ func (c *Cache) Routes(ctx context.Context) ([]tenant.Route, error) {
 	return append([]tenant.Route(nil), rs...), nil
 }
 
-// Ping checks the source.
-func (c *Cache) Ping(ctx context.Context) error { return c.src.Ping(ctx) }
+// Ping checks the source. While it is unreachable Ping still answers nil
+// as long as the cache can serve stale answers: the source answered within
+// Options.StaleIfError. It is tenantgate's readiness, and an outage of the
+// store must not take every instance out of rotation while they can serve.
+func (c *Cache) Ping(ctx context.Context) error {
+	err := c.src.Ping(ctx)
+	now := c.opts.Now()
+	c.health.record(err, now)
+	if err == nil || c.opts.StaleIfError <= 0 {
+		return err
+	}
+	if _, last := c.health.state(); !last.IsZero() && now.Sub(last) < c.opts.StaleIfError {
+		return nil
+	}
+	return err
+}
 
 // Close stops the registered listeners and closes the source.
 func (c *Cache) Close() {
@@ -236,6 +297,23 @@ func (c *Cache) Flush() {
 	c.route.flush()
 	c.routes.flush()
 	c.metrics.invalidated("flush")
+}
+
+// Expire marks every found entry expired without removing it: the next
+// lookup of each asks the source, and an entry is answered stale only if the
+// source is unreachable then (Options.StaleIfError). "Not found" entries are
+// dropped. Used when change events may have been missed (the invalidation
+// listener lost its connection): an invalidation event, which says a row
+// changed, removes entries instead (Invalidate).
+func (c *Cache) Expire() {
+	c.personal.expire()
+	c.account.expire()
+	c.member.expire()
+	c.plan.expire()
+	c.apikey.expire()
+	c.route.expire()
+	c.routes.expire()
+	c.metrics.invalidated("expire")
 }
 
 // Invalidate drops the entries ev affects.
@@ -336,6 +414,7 @@ type result[V any] struct {
 func (t *table[V]) get(ctx context.Context, key string, load func(context.Context) (V, error)) (V, error) {
 	now := t.c.opts.Now()
 	t.mu.Lock()
+	staleOK := false
 	if el, ok := t.items[key]; ok {
 		e := el.Value.(*entry[V])
 		if now.Before(e.expires) {
@@ -348,8 +427,10 @@ func (t *table[V]) get(ctx context.Context, key string, load func(context.Contex
 			}
 			return e.val, nil
 		}
-		t.lru.Remove(el)
-		delete(t.items, key)
+		if staleOK = t.staleUsable(e, now); !staleOK {
+			t.lru.Remove(el)
+			delete(t.items, key)
+		}
 	}
 	nk := negKey(key)
 	if el, ok := t.neg[nk]; ok {
@@ -367,9 +448,40 @@ func (t *table[V]) get(ctx context.Context, key string, load func(context.Contex
 	t.mu.Unlock()
 	t.c.metrics.miss(t.kind)
 
+	if staleOK {
+		// The source failed its last call: answer the last known value at
+		// once and retry in the background, so that a hanging store does not
+		// hold every request for the query timeout.
+		if down, _ := t.c.health.state(); down {
+			if v, ok := t.stale(key, now); ok {
+				t.load(ctx, gen, key, load)
+				return v, nil
+			}
+		}
+	}
+
+	ch := t.load(ctx, gen, key, load)
+	select {
+	case <-ctx.Done():
+		var zero V
+		return zero, fmt.Errorf("store %s lookup: %w", t.kind, ctx.Err())
+	case r := <-ch:
+		res := r.Val.(result[V])
+		if isOutage(res.err) {
+			if v, ok := t.stale(key, t.c.opts.Now()); ok {
+				return v, nil
+			}
+		}
+		return res.val, res.err
+	}
+}
+
+// load starts (or joins) the source load of key and returns its result
+// channel.
+func (t *table[V]) load(ctx context.Context, gen uint64, key string, load func(context.Context) (V, error)) <-chan singleflight.Result {
 	// The flight key carries the generation: callers arriving after an
 	// invalidation start a fresh load instead of joining a stale one.
-	ch := t.sf.DoChan(fmt.Sprintf("%d\x00%s", gen, key), func() (any, error) {
+	return t.sf.DoChan(fmt.Sprintf("%d\x00%s", gen, key), func() (any, error) {
 		// Detached from the first caller's cancellation so that one caller
 		// giving up does not fail the others; the source bounds its queries.
 		lctx := context.WithoutCancel(ctx)
@@ -384,20 +496,39 @@ func (t *table[V]) get(ctx context.Context, key string, load func(context.Contex
 		v, err := load(lctx)
 		end := t.c.opts.Now()
 		t.c.metrics.observe(t.kind, start, end, err)
+		t.c.health.record(err, end)
 		if t.loaded != nil {
 			t.loaded(key, err)
 		}
 		t.store(gen, key, v, err, end)
 		return result[V]{val: v, err: err}, nil
 	})
-	select {
-	case <-ctx.Done():
-		var zero V
-		return zero, fmt.Errorf("store %s lookup: %w", t.kind, ctx.Err())
-	case r := <-ch:
-		res := r.Val.(result[V])
-		return res.val, res.err
+}
+
+// staleUsable reports whether the expired entry e may still be answered
+// while the source is unreachable. Called with t.mu held.
+func (t *table[V]) staleUsable(e *entry[V], now time.Time) bool {
+	return !e.notFound && t.c.opts.StaleIfError > 0 && now.Before(e.expires.Add(t.c.opts.StaleIfError))
+}
+
+// stale returns key's found entry if it is still there (no invalidation
+// removed it) and within Options.StaleIfError of its expiry, counting the
+// stale answer.
+func (t *table[V]) stale(key string, now time.Time) (V, bool) {
+	t.mu.Lock()
+	el, ok := t.items[key]
+	var e *entry[V]
+	if ok {
+		e = el.Value.(*entry[V])
+		ok = t.staleUsable(e, now)
 	}
+	t.mu.Unlock()
+	if !ok {
+		var zero V
+		return zero, false
+	}
+	t.c.metrics.staleAnswer(t.kind)
+	return e.val, true
 }
 
 func (t *table[V]) store(gen uint64, key string, v V, err error, now time.Time) {
@@ -470,6 +601,24 @@ func (t *table[V]) removeWhere(match func(key string, v V) bool) {
 		if e := el.Value.(*entry[V]); match(k, e.val) {
 			t.lru.Remove(el)
 			delete(t.items, k)
+		}
+	}
+	t.neg = map[string]*list.Element{}
+	t.negLRU.Init()
+}
+
+// expire marks every found entry expired (kept for stale answers) and
+// drops the "not found" entries; loads started before it are not stored.
+func (t *table[V]) expire() {
+	now := t.c.opts.Now()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.gen++
+	for _, el := range t.items {
+		if e := el.Value.(*entry[V]); e.expires.After(now) {
+			c := *e
+			c.expires = now
+			el.Value = &c
 		}
 	}
 	t.neg = map[string]*list.Element{}

@@ -19,6 +19,7 @@ type Metrics struct {
 	queryDuration  *prometheus.HistogramVec
 	queryErrors    *prometheus.CounterVec
 	limitedLookups *prometheus.CounterVec
+	staleAnswers   *prometheus.CounterVec
 }
 
 // NewMetrics creates the collectors and registers them on reg (which may be
@@ -50,6 +51,10 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Namespace: "tenantgate", Subsystem: "store", Name: "lookups_limited_total",
 			Help: "Store lookups refused without a query by the unknown-key rate limit, by lookup kind.",
 		}, []string{"kind"}),
+		staleAnswers: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "tenantgate", Subsystem: "store", Name: "stale_answers_total",
+			Help: "Lookups answered with an entry past its cache TTL because the store was unreachable (store.stale_if_error), by lookup kind.",
+		}, []string{"kind"}),
 	}
 	if reg == nil {
 		return m, nil
@@ -71,6 +76,9 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		return nil, err
 	}
 	if m.limitedLookups, err = register(reg, m.limitedLookups); err != nil {
+		return nil, err
+	}
+	if m.staleAnswers, err = register(reg, m.staleAnswers); err != nil {
 		return nil, err
 	}
 	return m, nil
@@ -99,6 +107,12 @@ func (m *Metrics) miss(kind string) {
 func (m *Metrics) limited(kind string) {
 	if m != nil {
 		m.limitedLookups.WithLabelValues(kind).Inc()
+	}
+}
+
+func (m *Metrics) staleAnswer(kind string) {
+	if m != nil {
+		m.staleAnswers.WithLabelValues(kind).Inc()
 	}
 }
 

@@ -219,6 +219,27 @@ func TestParseValidation(t *testing.T) {
     primary_owner: 44444444-4444-4444-8444-444444444444
     route: {role_arn: "arn:aws:iam::111122223333:role/R", external_id: "has space"}
 `, "external_id"},
+		{"inference profiles", `accounts:
+  - id: b0000000-0000-4000-8000-000000000001
+    primary_owner: 44444444-4444-4444-8444-444444444444
+    route:
+      role_arn: "arn:aws:iam::111122223333:role/R"
+      external_id: ext-1
+      inference_profiles: {"anthropic.claude-3-haiku-20240307-v1:0": "arn:aws:bedrock:eu-west-1:111122223333:application-inference-profile/a1"}
+`, ""},
+		{"bad inference profile", `accounts:
+  - id: b0000000-0000-4000-8000-000000000001
+    primary_owner: 44444444-4444-4444-8444-444444444444
+    route: {role_arn: "arn:aws:iam::111122223333:role/R", external_id: ext-1, inference_profiles: {m: "arn:aws:bedrock:eu-west-1:111122223333:foundation-model/m"}}
+`, "not an application-inference-profile ARN"},
+		{"inference profile bound to two accounts", `accounts:
+  - id: b0000000-0000-4000-8000-000000000001
+    primary_owner: 44444444-4444-4444-8444-444444444444
+    route: {role_arn: "arn:aws:iam::111122223333:role/R", external_id: ext-1, inference_profiles: {m: "arn:aws:bedrock:eu-west-1:111122223333:application-inference-profile/a1"}}
+  - id: b0000000-0000-4000-8000-000000000002
+    primary_owner: 55555555-5555-4555-8555-555555555555
+    route: {role_arn: "arn:aws:iam::111122223333:role/S", external_id: ext-2, inference_profiles: {n: "arn:aws:bedrock:eu-west-1:111122223333:application-inference-profile/a1"}}
+`, "is also bound to account b0000000-0000-4000-8000-000000000001"},
 		{"bad tier", `accounts:
   - id: b0000000-0000-4000-8000-000000000001
     primary_owner: 44444444-4444-4444-8444-444444444444

@@ -49,6 +49,9 @@ type FileRoute struct {
 	ExternalID string `yaml:"external_id"`
 	Region     string `yaml:"region"`
 	Enabled    *bool  `yaml:"enabled"`
+	// InferenceProfiles maps model ids to the tenant's own
+	// application-inference-profile ARNs (the inference_profiles column).
+	InferenceProfiles map[string]string `yaml:"inference_profiles"`
 }
 
 // FileAPIKey is an api_keys row. Status defaults to active.
@@ -125,6 +128,7 @@ func (f *File) index(loadedAt time.Time) (*snapshot, error) {
 		errs = append(errs, fmt.Errorf("tenants file: %s: %s", where, fmt.Sprintf(format, args...)))
 	}
 	keyIDs := map[string]string{}
+	profileOwner := map[string]string{} // inference profile ARN -> account id
 	slugs := map[string]string{}
 	for i, a := range f.Accounts {
 		where := fmt.Sprintf("accounts[%d]", i)
@@ -215,9 +219,15 @@ func (f *File) index(loadedAt time.Time) (*snapshot, error) {
 			if r.Enabled != nil {
 				enabled = *r.Enabled
 			}
-			route := tenant.Route{AccountID: id, RoleARN: r.RoleARN, ExternalID: r.ExternalID, Region: r.Region, Enabled: enabled, UpdatedAt: loadedAt}
+			route := tenant.Route{AccountID: id, RoleARN: r.RoleARN, ExternalID: r.ExternalID, Region: r.Region, Enabled: enabled, UpdatedAt: loadedAt, InferenceProfiles: r.InferenceProfiles}
 			if err := validate.Route(route); err != nil {
 				bad(where+".route", "%v", err)
+			}
+			for _, arn := range r.InferenceProfiles {
+				if other, dup := profileOwner[arn]; dup && other != id {
+					bad(where+".route", "inference profile %s is also bound to account %s", arn, other)
+				}
+				profileOwner[arn] = id
 			}
 			s.routes[id] = route
 		}

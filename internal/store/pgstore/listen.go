@@ -62,6 +62,13 @@ type ListenerOptions struct {
 	// every (re)connection once LISTEN is active, when the connection is
 	// lost, and for an undecodable payload. Callers drop all cached state.
 	OnReset func()
+	// OnGap, if set, is called instead of OnReset for the gaps in listening
+	// (connection lost, LISTEN active again), when no change is known to have
+	// happened, only that one may have been missed; OnReset stays for
+	// undecodable payloads, which announce a change. The cache marks entries
+	// expired there (asking the store again, serving them stale only while
+	// the store is unreachable) rather than dropping them.
+	OnGap func()
 	// OnListening, if set, is called each time LISTEN becomes active.
 	OnListening func()
 	// OnDisconnected, if set, is called each time a connection attempt
@@ -111,6 +118,9 @@ func StartListener(ctx context.Context, databaseURL string, opts ListenerOptions
 	if opts.OnReset == nil {
 		opts.OnReset = func() {}
 	}
+	if opts.OnGap == nil {
+		opts.OnGap = opts.OnReset
+	}
 	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	l := &Listener{cancel: cancel, done: make(chan struct{}), ready: make(chan struct{})}
 	go l.run(ctx, cfg, opts)
@@ -136,7 +146,7 @@ func (l *Listener) run(ctx context.Context, cfg *pgx.ConnConfig, opts ListenerOp
 			return
 		}
 		// Changes made while not listening are unknown.
-		opts.OnReset()
+		opts.OnGap()
 		log.WarnContext(ctx, "store invalidation listener disconnected; reconnecting", "error", err, "backoff", backoff)
 		select {
 		case <-ctx.Done():
@@ -164,7 +174,7 @@ func (l *Listener) session(ctx context.Context, cfg *pgx.ConnConfig, opts Listen
 	}
 	connected()
 	// Anything cached before LISTEN became active may be stale.
-	opts.OnReset()
+	opts.OnGap()
 	if opts.OnListening != nil {
 		opts.OnListening()
 	}

@@ -210,11 +210,11 @@ func (s *Store) TouchAPIKeys(ctx context.Context, keyIDs []string, at time.Time)
 	return nil
 }
 
-const routeColumns = `account_id::text, bedrock_role_arn, bedrock_external_id, coalesce(region, ''), enabled, updated_at`
+const routeColumns = `account_id::text, bedrock_role_arn, bedrock_external_id, coalesce(region, ''), enabled, updated_at, inference_profiles`
 
 func scanRoute(row pgx.Row) (tenant.Route, error) {
 	var r tenant.Route
-	err := row.Scan(&r.AccountID, &r.RoleARN, &r.ExternalID, &r.Region, &r.Enabled, &r.UpdatedAt)
+	err := row.Scan(&r.AccountID, &r.RoleARN, &r.ExternalID, &r.Region, &r.Enabled, &r.UpdatedAt, &r.InferenceProfiles)
 	return r, err
 }
 

@@ -280,6 +280,20 @@ func TestLookups(t *testing.T) {
 			t.Errorf("Routes with the only route disabled = %+v %v", rs, err)
 		}
 		exec(t, url, `UPDATE tenantgate.enterprise_bedrock_routing SET enabled = true`)
+		// inference_profiles: NULL maps nothing; an object is read as the
+		// model id -> application inference profile map.
+		if r.InferenceProfiles != nil {
+			t.Errorf("NULL inference_profiles = %v", r.InferenceProfiles)
+		}
+		const prof = "arn:aws:bedrock:eu-west-1:111122223333:application-inference-profile/a1b2c3d4e5f6"
+		exec(t, url, `UPDATE tenantgate.enterprise_bedrock_routing SET inference_profiles = jsonb_build_object('anthropic.claude-3-haiku-20240307-v1:0', $1::text)`, prof)
+		if r, err := s.Route(ctx, acme); err != nil || len(r.InferenceProfiles) != 1 || r.InferenceProfiles["anthropic.claude-3-haiku-20240307-v1:0"] != prof {
+			t.Errorf("route with inference_profiles = %+v %v", r, err)
+		}
+		if err := execErr(t, url, `UPDATE tenantgate.enterprise_bedrock_routing SET inference_profiles = '["x"]'`); err == nil {
+			t.Error("a non-object inference_profiles was accepted")
+		}
+		exec(t, url, `UPDATE tenantgate.enterprise_bedrock_routing SET inference_profiles = NULL`)
 	})
 	if err := s.Ping(ctx); err != nil {
 		t.Errorf("Ping: %v", err)

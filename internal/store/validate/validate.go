@@ -22,7 +22,42 @@ var (
 	publicKeyRe  = regexp.MustCompile(`^pk_[A-Za-z0-9]{32}$`)
 	secretKeyRe  = regexp.MustCompile(`^sk_[A-Za-z0-9]{32}$`)
 	hexHashRe    = regexp.MustCompile(`^[0-9a-f]{64}$`)
+	// profileModelRe is a model id that a route may map to a profile.
+	profileModelRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:-]{0,255}$`)
+	// appProfileARNRe is an application inference profile ARN.
+	appProfileARNRe = regexp.MustCompile(`^arn:aws(-[a-z]+)*:bedrock:[a-z]{2}(-[a-z]+)+-[0-9]:[0-9]{12}:application-inference-profile/[A-Za-z0-9]{1,64}$`)
 )
+
+// MaxInferenceProfiles bounds the model ids one route may map.
+const MaxInferenceProfiles = 100
+
+// ApplicationProfileARN reports whether s is a Bedrock
+// application-inference-profile ARN.
+func ApplicationProfileARN(s string) bool { return appProfileARNRe.MatchString(s) }
+
+// InferenceProfiles returns why a route's model id -> application inference
+// profile map cannot be used, or nil: at most MaxInferenceProfiles entries,
+// model ids of letters, digits and ._:- (at most 256), values
+// application-inference-profile ARNs, each mapped from one model id only.
+func InferenceProfiles(m map[string]string) error {
+	if len(m) > MaxInferenceProfiles {
+		return fmt.Errorf("inference_profiles: at most %d entries", MaxInferenceProfiles)
+	}
+	seen := make(map[string]string, len(m))
+	for model, arn := range m {
+		if !profileModelRe.MatchString(model) {
+			return fmt.Errorf("inference_profiles: %q is not a model id", model)
+		}
+		if !ApplicationProfileARN(arn) {
+			return fmt.Errorf("inference_profiles[%s]: %q is not an application-inference-profile ARN", model, arn)
+		}
+		if other, dup := seen[arn]; dup {
+			return fmt.Errorf("inference_profiles: %s is mapped from both %s and %s", arn, min(model, other), max(model, other))
+		}
+		seen[arn] = model
+	}
+	return nil
+}
 
 // UUID reports whether s is a UUID in the canonical 8-4-4-4-12 form.
 func UUID(s string) bool { return uuidRe.MatchString(s) }
@@ -72,7 +107,7 @@ func Route(r tenant.Route) error {
 	if r.Region != "" && !Region(r.Region) {
 		return fmt.Errorf("region %q is not an AWS region", r.Region)
 	}
-	return nil
+	return InferenceProfiles(r.InferenceProfiles)
 }
 
 // Region reports whether s looks like an AWS region name.

@@ -1,6 +1,7 @@
 package validate
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -80,6 +81,10 @@ func TestLookupText(t *testing.T) {
 }
 
 func TestRoute(t *testing.T) {
+	const (
+		prof1 = "arn:aws:bedrock:eu-west-1:111122223333:application-inference-profile/a1b2c3d4e5f6"
+		prof2 = "arn:aws:bedrock:eu-west-1:111122223333:application-inference-profile/f6e5d4c3b2a1"
+	)
 	ok := tenant.Route{AccountID: "a0000000-0000-4000-8000-000000000001", RoleARN: "arn:aws:iam::111122223333:role/AcmeBedrockAccess",
 		ExternalID: "acme-external-id-7f3c", Region: "eu-west-1", Enabled: true}
 	tests := []struct {
@@ -97,6 +102,21 @@ func TestRoute(t *testing.T) {
 		{"no role", func(r *tenant.Route) { r.RoleARN = "" }, "role_arn"},
 		{"user arn", func(r *tenant.Route) { r.RoleARN = "arn:aws:iam::111122223333:user/alice" }, "role_arn"},
 		{"bad region", func(r *tenant.Route) { r.Region = "Mars" }, `region "Mars"`},
+		{"inference profiles", func(r *tenant.Route) {
+			r.InferenceProfiles = map[string]string{"anthropic.claude-3-haiku-20240307-v1:0": prof1, "eu.amazon.nova-lite-v1:0": prof2}
+		}, ""},
+		{"profile is a system profile", func(r *tenant.Route) {
+			r.InferenceProfiles = map[string]string{"m": "arn:aws:bedrock:eu-west-1:111122223333:inference-profile/eu.m"}
+		}, "not an application-inference-profile ARN"},
+		{"profile model id with slash", func(r *tenant.Route) { r.InferenceProfiles = map[string]string{"a/b": prof1} }, "not a model id"},
+		{"profile empty model id", func(r *tenant.Route) { r.InferenceProfiles = map[string]string{"": prof1} }, "not a model id"},
+		{"one profile for two models", func(r *tenant.Route) { r.InferenceProfiles = map[string]string{"a": prof1, "b": prof1} }, "mapped from both a and b"},
+		{"too many profiles", func(r *tenant.Route) {
+			r.InferenceProfiles = map[string]string{}
+			for i := range MaxInferenceProfiles + 1 {
+				r.InferenceProfiles[fmt.Sprintf("m%d", i)] = fmt.Sprintf("arn:aws:bedrock:eu-west-1:111122223333:application-inference-profile/p%d", i)
+			}
+		}, "at most"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
