@@ -1,10 +1,11 @@
 package extauthz
 
 import (
-	"errors"
 	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	pmetrics "github.com/tenantgate/tenantgate/internal/metrics"
 )
 
 type metrics struct {
@@ -29,14 +30,17 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Decisions for trusted service callers by principal and result code.",
 		}, []string{"principal", "code"}),
 	}
-	for _, c := range []prometheus.Collector{m.decisions, m.latency, m.service} {
-		if err := reg.Register(c); err != nil {
-			var are prometheus.AlreadyRegisteredError
-			if errors.As(err, &are) {
-				return nil, fmt.Errorf("extauthz: metrics already registered: %w", err)
-			}
-			return nil, fmt.Errorf("extauthz: register metrics: %w", err)
-		}
+	// A Server rebuilt by a configuration reload counts on the collectors
+	// of the one it replaces.
+	var err error
+	if m.decisions, err = pmetrics.Register(reg, m.decisions); err != nil {
+		return nil, fmt.Errorf("extauthz: %w", err)
+	}
+	if m.latency, err = pmetrics.Register(reg, m.latency); err != nil {
+		return nil, fmt.Errorf("extauthz: %w", err)
+	}
+	if m.service, err = pmetrics.Register(reg, m.service); err != nil {
+		return nil, fmt.Errorf("extauthz: %w", err)
 	}
 	return m, nil
 }

@@ -435,10 +435,17 @@ func TestNewValidation(t *testing.T) {
 	}
 	reg := opts
 	reg.Registerer = testRegistry()
-	if _, err := New(reg, newFakeVerifier(), fakeKeys{}, &fakeDir{}); err != nil {
+	first, err := New(reg, newFakeVerifier(), fakeKeys{}, &fakeDir{})
+	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := New(reg, newFakeVerifier(), fakeKeys{}, &fakeDir{}); err == nil {
-		t.Error("second server on the same registerer accepted")
+	// A configuration reload builds a second server on the same
+	// registerer: it counts into the first one's collectors.
+	second, err := New(reg, newFakeVerifier(), fakeKeys{}, &fakeDir{})
+	if err != nil {
+		t.Fatalf("second server on the same registerer: %v", err)
+	}
+	if first.m.decisions != second.m.decisions || first.m.latency != second.m.latency || first.m.service != second.m.service {
+		t.Error("second server on the same registerer does not share the first one's collectors")
 	}
 }

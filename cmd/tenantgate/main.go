@@ -75,11 +75,29 @@ func main() {
 		<-ctx.Done()
 		stop()
 	}()
-	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Getenv))
+	// SIGHUP reloads the configuration (serve); it never ends the process.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	reloads := make(chan struct{}, 1)
+	go func() {
+		for range hup {
+			select {
+			case reloads <- struct{}{}:
+			default: // a reload is already pending
+			}
+		}
+	}()
+	os.Exit(runWith(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Getenv, reloads))
 }
 
 // run executes one subcommand and returns the exit code.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+	return runWith(ctx, args, stdout, stderr, getenv, nil)
+}
+
+// runWith is run with the channel on which serve is asked to reload its
+// configuration (SIGHUP).
+func runWith(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string, reloads <-chan struct{}) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return 2
@@ -87,7 +105,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	var err error
 	switch args[0] {
 	case "serve":
-		err = serve(ctx, args[1:], stderr, getenv)
+		err = serve(ctx, args[1:], stderr, getenv, reloads)
 	case "migrate":
 		err = migrate(ctx, args[1:], stderr, getenv)
 	case "check-config":
@@ -148,6 +166,13 @@ func parse(fs *flag.FlagSet, args []string) error {
 // loadConfig parses the flags serve and check-config share (plus those extra
 // registers), loads the configuration and applies the store rule.
 func loadConfig(name string, args []string, stderr io.Writer, getenv func(string) string, extra func(*flag.FlagSet)) (*config.Config, error) {
+	cfg, _, err := loadConfigSource(name, args, stderr, getenv, extra)
+	return cfg, err
+}
+
+// loadConfigSource is loadConfig that also returns where serve re-reads
+// the configuration on reload, parsed with the same flags and environment.
+func loadConfigSource(name string, args []string, stderr io.Writer, getenv func(string) string, extra func(*flag.FlagSet)) (*config.Config, app.ConfigSource, error) {
 	fs := newFlags(name, stderr)
 	path := fs.String("config", "", "YAML configuration file (optional: defaults only)")
 	demo := fs.Bool("demo", false, "serve the embedded public DEMO tenants and their public demo API key (store.demo: true); never in production")
@@ -155,23 +180,38 @@ func loadConfig(name string, args []string, stderr io.Writer, getenv func(string
 		extra(fs)
 	}
 	if err := parse(fs, args); err != nil {
-		return nil, err
+		return nil, app.ConfigSource{}, err
 	}
-	cfg, err := config.Load(*path, getenv)
+	src := app.ConfigSource{Path: *path, Parse: func(data []byte) (*config.Config, error) {
+		cfg, err := config.Parse(data, getenv)
+		if err != nil {
+			return nil, err
+		}
+		if *demo {
+			cfg.Store.Demo = true
+		}
+		if _, err := cfg.Store.Kind(); err != nil {
+			return nil, fmt.Errorf("config: %w", err)
+		}
+		return cfg, nil
+	}}
+	var data []byte
+	if *path != "" {
+		b, err := os.ReadFile(*path)
+		if err != nil {
+			return nil, src, fmt.Errorf("config: read %s: %w", *path, err)
+		}
+		data = b
+	}
+	cfg, err := src.Parse(data)
 	if err != nil {
-		return nil, err
+		return nil, src, err
 	}
-	if *demo {
-		cfg.Store.Demo = true
-	}
-	if _, err := cfg.Store.Kind(); err != nil {
-		return nil, fmt.Errorf("config: %w", err)
-	}
-	return cfg, nil
+	return cfg, src, nil
 }
 
-func serve(ctx context.Context, args []string, stderr io.Writer, getenv func(string) string) error {
-	cfg, err := loadConfig("serve", args, stderr, getenv, nil)
+func serve(ctx context.Context, args []string, stderr io.Writer, getenv func(string) string, reloads <-chan struct{}) error {
+	cfg, src, err := loadConfigSource("serve", args, stderr, getenv, nil)
 	if err != nil {
 		return err
 	}
@@ -180,7 +220,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer, getenv func(str
 		return err
 	}
 	log.Info("starting", slog.String("version", version.Get().String()))
-	a, err := app.New(ctx, cfg, app.Options{Logger: log, Getenv: getenv})
+	a, err := app.New(ctx, cfg, app.Options{Logger: log, Getenv: getenv, Source: src, Reloads: reloads})
 	if err != nil {
 		return err
 	}

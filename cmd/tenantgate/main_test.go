@@ -105,7 +105,7 @@ func TestRun(t *testing.T) {
 // start instead of serving the embedded demo tenants and their public API
 // key secret.
 func TestServeRefusesWithoutStore(t *testing.T) {
-	cfg := writeFile(t, "server:\n  grpc_listen: 127.0.0.1:0\n  http_listen: 127.0.0.1:0\n  shutdown_grace: 1s\n")
+	cfg := writeFile(t, "server:\n  grpc_listen: 127.0.0.1:0\n  http_listen: 127.0.0.1:0\n  shutdown_grace: 1s\n  shutdown_drain: 0s\n")
 	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
 	// Should serve start anyway, the deadline stops it and the exit code
 	// below shows it.
@@ -127,7 +127,7 @@ func TestServeRefusesWithoutStore(t *testing.T) {
 }
 
 func TestServeUntilSignal(t *testing.T) {
-	cfg := writeFile(t, "server:\n  grpc_listen: 127.0.0.1:0\n  http_listen: 127.0.0.1:0\n  shutdown_grace: 2s\n")
+	cfg := writeFile(t, "server:\n  grpc_listen: 127.0.0.1:0\n  http_listen: 127.0.0.1:0\n  shutdown_grace: 2s\n  shutdown_drain: 0s\n")
 	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
 	ctx, cancel := context.WithCancel(context.Background())
 	var stdout, stderr syncBuf

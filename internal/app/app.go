@@ -12,22 +12,22 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
-	"github.com/tenantgate/tenantgate/extauthz"
 	"github.com/tenantgate/tenantgate/extproc"
 	"github.com/tenantgate/tenantgate/internal/apikey"
 	"github.com/tenantgate/tenantgate/internal/awscreds"
 	"github.com/tenantgate/tenantgate/internal/config"
-	"github.com/tenantgate/tenantgate/internal/jwtverify"
-	"github.com/tenantgate/tenantgate/internal/plan"
 	"github.com/tenantgate/tenantgate/internal/server"
 	"github.com/tenantgate/tenantgate/internal/store"
 	"github.com/tenantgate/tenantgate/internal/store/filestore"
@@ -52,11 +52,18 @@ type Options struct {
 	// Registry receives every component's collectors and is served on
 	// /metrics. Default: a new registry with the Go and process collectors.
 	Registry *prometheus.Registry
+	// Source is where Reload re-reads the configuration (the --config
+	// file); without a Path, Reload refuses and nothing is polled.
+	Source ConfigSource
+	// Reloads, when set, asks Run for a Reload on every receive (SIGHUP in
+	// the binary).
+	Reloads <-chan struct{}
 }
 
 // App is a built tenantgate, listening but not yet serving until Run.
 type App struct {
-	cfg    *config.Config
+	cfg    *config.Config // as started; the reloadable sections are live's
+	parsed *config.Config // as given to New, for telling what a reload changed
 	log    *slog.Logger
 	srv    *server.Server
 	store  store.Store
@@ -67,6 +74,17 @@ type App struct {
 	// release its sink after the final flush.
 	usage   *usage.Recorder
 	closers []func()
+
+	// What Reload needs to rebuild the reloadable part.
+	reg        prometheus.Registerer
+	httpClient *http.Client
+	getenv     func(string) string
+	source     ConfigSource
+	reloads    <-chan struct{}
+	rm         *reloadMetrics
+	live       atomic.Pointer[generation]
+	reloadMu   sync.Mutex // serializes reloads
+	lastFailed string     // hash of the last file content refused
 
 	bgCtx  context.Context
 	stopBg context.CancelFunc
@@ -106,7 +124,8 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 		httpClient = &http.Client{Timeout: 10 * time.Second}
 	}
 	c := *cfg // components get a copy; the demo default below must not leak back
-	a := &App{cfg: &c, log: log, region: c.ExtProc.DefaultRegion}
+	parsed := *cfg
+	a := &App{cfg: &c, parsed: &parsed, log: log, region: c.ExtProc.DefaultRegion}
 
 	// Background work (JWKS refresh, tenants-file reload, LISTEN, API key
 	// batching, warm-up) lives until every in-flight call has drained.
@@ -140,35 +159,31 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 		return nil, fmt.Errorf("app: open %s store: %w", kind, err)
 	}
 
-	verifier, err := jwtverify.New(a.bgCtx, c.Auth, jwtverify.Options{
-		HTTPClient: httpClient,
-		Logger:     log.With("component", "jwtverify"),
-		Registerer: reg,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("app: %w", err)
-	}
-
-	var keys extauthz.KeyAuthenticator
 	if c.Auth.APIKeys.On() {
 		a.keys = apikey.NewAuthenticator(a.store, c.Auth.APIKeys.Secret, apikey.Options{
 			Logger:        log.With("component", "apikey"),
 			Registerer:    reg,
 			TouchInterval: c.Auth.APIKeys.TouchInterval.D(),
 		})
-		keys = a.keys
 	}
-	authz, err := extauthz.New(extauthz.Options{
-		Auth:       c.Auth,
-		Plans:      c.Plans,
-		Service:    c.Service,
-		Logger:     log.With("component", "extauthz"),
-		Registerer: reg,
-		Getenv:     getenv,
-	}, verifier, keys, a.store)
-	if err != nil {
+	// The reloadable part (JWT verifier, ext_authz, plans) is one
+	// generation, swapped whole by Reload.
+	a.reg, a.httpClient, a.getenv, a.source, a.reloads = reg, httpClient, getenv, opts.Source, opts.Reloads
+	if a.rm, err = newReloadMetrics(reg); err != nil {
 		return nil, fmt.Errorf("app: %w", err)
 	}
+	var hash string
+	if opts.Source.Path != "" {
+		if data, rerr := os.ReadFile(opts.Source.Path); rerr == nil {
+			hash = hashOf(data)
+		}
+	}
+	first, err := a.buildGeneration(&c, hash, nil)
+	if err != nil {
+		return nil, err
+	}
+	a.live.Store(first)
+	a.rm.setLoaded(hash)
 
 	var awsCfg aws.Config
 	if opts.AWSConfig != nil {
@@ -192,12 +207,10 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 		Registerer:   reg,
 	})
 	// ext_proc learns the tier from ext_authz's metadata and asks the same
-	// plans which x-amzn-bedrock-* headers that tier may send, and whether
-	// it may use a model named in the body (StartAsyncInvoke).
-	plans, err := plan.New(c.Plans)
-	if err != nil {
-		return nil, fmt.Errorf("app: %w", err)
-	}
+	// plans (those in force) which x-amzn-bedrock-* headers that tier may
+	// send, and whether it may use a model named in the body
+	// (StartAsyncInvoke).
+	plans := planFront{a}
 	var observer extproc.StreamObserver
 	if c.Usage.On() {
 		a.usage, err = a.buildUsage(ctx, &c, kind, reg)
@@ -252,11 +265,12 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 		HTTPListen:     c.Server.HTTPListen,
 		PprofListen:    c.Server.PprofListen,
 		ShutdownGrace:  c.Server.ShutdownGrace.D(),
+		ShutdownDrain:  c.Server.Drain(),
 		ReadyInterval:  opts.ReadyInterval,
 		MaxRecvMsgSize: maxRecvMsgSize(c.ExtProc.MaxBodyBytes),
 		Checks: []server.Check{
 			{Name: "store", Fn: a.store.Ping},
-			{Name: "jwt_verifier", Fn: verifier.Ready},
+			{Name: "jwt_verifier", Fn: a.verifierReady},
 		},
 		Logger:   log.With("component", "server"),
 		Registry: reg,
@@ -264,7 +278,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 	if err != nil {
 		return nil, fmt.Errorf("app: %w", err)
 	}
-	authz.Register(a.srv.GRPC())
+	authv3.RegisterAuthorizationServer(a.srv.GRPC(), authzFront{a: a})
 	proc.Register(a.srv.GRPC())
 	a.warnUnlistedTiers(ctx)
 	return a, nil
@@ -328,6 +342,11 @@ func (a *App) Run(ctx context.Context) error {
 			a.warm(a.bgCtx)
 		}()
 	}
+	a.bg.Add(1)
+	go func() {
+		defer a.bg.Done()
+		a.watch(a.bgCtx, a.reloads, a.cfg.Server.Poll())
+	}()
 	a.logStart()
 	err := a.srv.Serve(ctx)
 	a.release()

@@ -58,6 +58,7 @@ server:
   grpc_listen: 127.0.0.1:0
   http_listen: 127.0.0.1:0
   shutdown_grace: 5s
+  shutdown_drain: 0s
 store:
   demo: true
 plans:

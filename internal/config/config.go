@@ -48,13 +48,48 @@ type Server struct {
 	// HTTPListen serves /healthz, /readyz and /metrics (default 127.0.0.1:9192).
 	HTTPListen    string   `yaml:"http_listen"`
 	ShutdownGrace Duration `yaml:"shutdown_grace"` // default 20s
-	LogLevel      string   `yaml:"log_level"`      // debug, info, warn, error; default info
-	LogFormat     string   `yaml:"log_format"`     // json or text; default json
+	// ShutdownDrain is how long, after SIGTERM, tenantgate keeps serving
+	// every call while gRPC health and /readyz already say NOT_SERVING, so
+	// that Envoy's health checks move traffic to the other replicas before
+	// it stops accepting calls (default DefaultShutdownDrain; "0s" skips
+	// it). Make it longer than Envoy's health check interval times its
+	// unhealthy_threshold plus the check timeout.
+	ShutdownDrain *Duration `yaml:"shutdown_drain"`
+	// ConfigPoll is how often the --config file is checked for a change,
+	// which is then reloaded as on SIGHUP (default DefaultConfigPoll; "0s"
+	// reloads on SIGHUP only).
+	ConfigPoll *Duration `yaml:"config_poll"`
+	LogLevel   string    `yaml:"log_level"`  // debug, info, warn, error; default info
+	LogFormat  string    `yaml:"log_format"` // json or text; default json
 	// PprofListen serves net/http/pprof (CPU, heap, goroutine profiles) on
 	// this loopback host:port, on a listener of its own, when set. Off by
 	// default; an address beyond loopback is refused (profiles expose
 	// memory contents).
 	PprofListen string `yaml:"pprof_listen"`
+}
+
+// DefaultShutdownDrain is server.shutdown_drain's default: longer than the
+// shipped Envoy health check needs to notice NOT_SERVING (interval 2s ×
+// unhealthy_threshold 2 + timeout 1s).
+const DefaultShutdownDrain = 6 * time.Second
+
+// Drain returns server.shutdown_drain (zero when unset).
+func (s Server) Drain() time.Duration {
+	if s.ShutdownDrain == nil {
+		return 0
+	}
+	return s.ShutdownDrain.D()
+}
+
+// DefaultConfigPoll is server.config_poll's default.
+const DefaultConfigPoll = 10 * time.Second
+
+// Poll returns server.config_poll (zero when unset: no polling).
+func (s Server) Poll() time.Duration {
+	if s.ConfigPoll == nil {
+		return 0
+	}
+	return s.ConfigPoll.D()
 }
 
 // Duration is a time.Duration that reads "300s", "5m" or a number of seconds.
@@ -185,6 +220,14 @@ func (c *Config) applyDefaults() {
 	if s.ShutdownGrace == 0 {
 		s.ShutdownGrace = Duration(20 * time.Second)
 	}
+	if s.ShutdownDrain == nil {
+		d := Duration(DefaultShutdownDrain)
+		s.ShutdownDrain = &d
+	}
+	if s.ConfigPoll == nil {
+		d := Duration(DefaultConfigPoll)
+		s.ConfigPoll = &d
+	}
 	if s.LogLevel == "" {
 		s.LogLevel = "info"
 	}
@@ -214,6 +257,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Server.ShutdownGrace < 0 {
 		errs = append(errs, errors.New("server.shutdown_grace: must not be negative"))
+	}
+	if c.Server.ShutdownDrain != nil && *c.Server.ShutdownDrain < 0 {
+		errs = append(errs, errors.New("server.shutdown_drain: must not be negative"))
+	}
+	if c.Server.ConfigPoll != nil && *c.Server.ConfigPoll < 0 {
+		errs = append(errs, errors.New("server.config_poll: must not be negative"))
 	}
 	if c.Server.GRPCListen == c.Server.HTTPListen && !strings.HasSuffix(c.Server.GRPCListen, ":0") {
 		errs = append(errs, fmt.Errorf("server: grpc_listen and http_listen are both %q", c.Server.GRPCListen))

@@ -463,3 +463,29 @@ func TestIssuerRef(t *testing.T) {
 		}
 	}
 }
+
+func TestShutdownDrain(t *testing.T) {
+	tests := []struct {
+		name string
+		yaml string
+		want time.Duration
+	}{
+		{"default", "", DefaultShutdownDrain},
+		{"explicit", "server: {shutdown_drain: 15s}", 15 * time.Second},
+		{"off", "server: {shutdown_drain: 0s}", 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := Parse([]byte(tc.yaml), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := c.Server.Drain(); got != tc.want {
+				t.Errorf("Drain() = %v, want %v", got, tc.want)
+			}
+		})
+	}
+	if _, err := Parse([]byte("server: {shutdown_drain: -1s}"), nil); err == nil || !strings.Contains(err.Error(), "server.shutdown_drain") {
+		t.Errorf("negative drain: err = %v", err)
+	}
+}

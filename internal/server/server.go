@@ -53,6 +53,12 @@ type Options struct {
 	// ShutdownGrace bounds the gRPC drain; calls still running after it are
 	// cancelled (default 20s).
 	ShutdownGrace time.Duration
+	// ShutdownDrain is how long, after the stop signal, the server keeps
+	// serving every call (new ones too) while gRPC health and /readyz
+	// already report NOT_SERVING, so that Envoy's health checks take the
+	// instance out of rotation before it stops accepting calls. Zero skips
+	// the drain period.
+	ShutdownDrain time.Duration
 	// Checks gate /readyz and the gRPC health status.
 	Checks []Check
 	// CheckTimeout bounds one run of each check (default 2s).
@@ -238,9 +244,10 @@ func (s *Server) Close() {
 }
 
 // Serve serves both listeners until ctx ends or a listener fails, then
-// shuts down gracefully: readiness and gRPC health turn NOT_SERVING, gRPC
-// calls in flight get ShutdownGrace to finish before they are cancelled,
-// and the HTTP server stops last. It returns nil after a shutdown caused by
+// shuts down gracefully: readiness and gRPC health turn NOT_SERVING, every
+// call (new ones too) is still served for ShutdownDrain, then gRPC stops
+// accepting calls and those in flight get ShutdownGrace to finish before
+// they are cancelled, and the HTTP server stops last. It returns nil after a shutdown caused by
 // ctx, or the listener error.
 func (s *Server) Serve(ctx context.Context) error {
 	started := false
@@ -283,12 +290,19 @@ func (s *Server) Serve(ctx context.Context) error {
 	return serveErr
 }
 
-// shutdown drains gRPC (bounded by ShutdownGrace) and then stops HTTP.
+// shutdown reports NOT_SERVING, keeps serving for ShutdownDrain, drains
+// gRPC (bounded by ShutdownGrace) and then stops HTTP.
 func (s *Server) shutdown() {
 	s.draining.Store(true)
 	s.ready.Store(false)
 	s.health.Shutdown() // every service NOT_SERVING; later updates ignored
-	s.log.Info("draining", slog.Duration("grace", s.opts.ShutdownGrace))
+	s.log.Info("draining", slog.Duration("drain", s.opts.ShutdownDrain), slog.Duration("grace", s.opts.ShutdownGrace))
+	if s.opts.ShutdownDrain > 0 {
+		// Keep serving while the load balancer's health checks notice
+		// NOT_SERVING and send new calls to the other instances.
+		time.Sleep(s.opts.ShutdownDrain)
+		s.log.Info("drain period over; stopping gRPC")
+	}
 
 	done := make(chan struct{})
 	go func() {

@@ -405,6 +405,54 @@ func TestServeTwice(t *testing.T) {
 	}
 }
 
+// TestDrainKeepsServingWhileNotServing: after the stop signal the health
+// service says NOT_SERVING at once (so Envoy's health checks take the
+// instance out of rotation), yet new calls are still served for the whole
+// ShutdownDrain before the gRPC server stops accepting them.
+func TestDrainKeepsServingWhileNotServing(t *testing.T) {
+	const drain = 600 * time.Millisecond
+	var calls atomic.Int32
+	h := start(t, Options{ShutdownDrain: drain, ShutdownGrace: 2 * time.Second}, func(context.Context) error {
+		calls.Add(1)
+		return nil
+	})
+	waitFor(t, "serving", func() bool { return h.healthStatus(t, "") == healthpb.HealthCheckResponse_SERVING })
+	began := time.Now()
+	h.cancel() // SIGTERM
+	waitFor(t, "NOT_SERVING", func() bool { return h.healthStatus(t, "") == healthpb.HealthCheckResponse_NOT_SERVING })
+	if code, body := h.get(t, "/readyz"); code != 503 || !strings.Contains(body, `"draining"`) {
+		t.Fatalf("/readyz during drain = %d %s", code, body)
+	}
+	// New calls keep succeeding during the drain period.
+	for time.Since(began) < drain-200*time.Millisecond {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		err := h.conn.Invoke(ctx, "/"+testService+"/Do", &emptypb.Empty{}, &emptypb.Empty{})
+		cancel()
+		if err != nil {
+			t.Fatalf("call %v after SIGTERM (drain %v) failed: %v", time.Since(began), drain, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	select {
+	case err := <-h.done:
+		if err != nil {
+			t.Fatalf("Serve = %v", err)
+		}
+		h.done <- nil
+	case <-time.After(5 * time.Second):
+		t.Fatal("Serve did not return after the drain")
+	}
+	if d := time.Since(began); d < drain {
+		t.Errorf("stopped after %v, before the drain period %v", d, drain)
+	}
+	if calls.Load() < 3 {
+		t.Errorf("only %d calls served during the drain", calls.Load())
+	}
+	if !strings.Contains(h.logs.String(), `"msg":"draining"`) {
+		t.Error("drain not logged")
+	}
+}
+
 // TestPprofOptIn: profiling endpoints exist only on their own listener, and
 // only when PprofListen is set; the metrics listener never serves them.
 func TestPprofOptIn(t *testing.T) {

@@ -75,7 +75,10 @@ const (
 type EnvoyPorts struct {
 	Admin, Public, Mesh int
 	Tenantgate          int // tenantgate gRPC port (LinkMTLS, LinkPlaintext)
-	Bedrock             int // fake Bedrock HTTPS port (every bedrock_* cluster)
+	// MoreTenantgates are the gRPC ports of further tenantgate replicas:
+	// endpoints of the same tenantgate cluster (not with LinkUnix).
+	MoreTenantgates []int
+	Bedrock         int // fake Bedrock HTTPS port (every bedrock_* cluster)
 	// TLS files: the Envoy server certificate and key, the CA that client
 	// certificates on the mesh listener must chain to, and the CA bundle
 	// that upstream Bedrock certificates are validated against.
@@ -183,14 +186,19 @@ func RewriteBootstrap(shipped []byte, p EnvoyPorts) ([]byte, error) {
 		}
 		name, _ := cm["name"].(string)
 		var addr map[string]any
+		var more []int
 		switch {
 		case name == "tenantgate":
 			if _, ok := cm["transport_socket"]; !ok {
 				return nil, errors.New("bootstrap: the tenantgate cluster has no transport_socket (mutual TLS)")
 			}
 			addr = sockAddr(p.Tenantgate)
+			more = p.MoreTenantgates
 			switch link {
 			case LinkUnix:
+				if len(more) > 0 {
+					return nil, errors.New("bootstrap: several tenantgate replicas need a TCP link")
+				}
 				addr = map[string]any{"pipe": map[string]any{"path": p.TenantgateSocket}}
 				delete(cm, "transport_socket")
 			case LinkPlaintext:
@@ -204,11 +212,13 @@ func RewriteBootstrap(shipped []byte, p EnvoyPorts) ([]byte, error) {
 		seen[name] = true
 		cm["type"] = "STATIC"
 		delete(cm, "dns_lookup_family")
+		lb := []any{map[string]any{"endpoint": map[string]any{"address": addr}}}
+		for _, port := range more {
+			lb = append(lb, map[string]any{"endpoint": map[string]any{"address": sockAddr(port)}})
+		}
 		cm["load_assignment"] = map[string]any{
 			"cluster_name": name,
-			"endpoints": []any{map[string]any{"lb_endpoints": []any{map[string]any{
-				"endpoint": map[string]any{"address": addr},
-			}}}},
+			"endpoints":    []any{map[string]any{"lb_endpoints": lb}},
 		}
 	}
 	if !seen["tenantgate"] {

@@ -1,6 +1,7 @@
 package stack
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -91,6 +92,65 @@ func TestRewriteBootstrapRateLimitRejects(t *testing.T) {
 				t.Fatal("accepted")
 			}
 		})
+	}
+}
+
+// TestRewriteBootstrapReplicas: further tenantgate replicas become more
+// endpoints of the one tenantgate cluster, whose health checks, outlier
+// detection and TLS stay as shipped; a Unix socket link refuses them.
+func TestRewriteBootstrapReplicas(t *testing.T) {
+	p := EnvoyPorts{Admin: 1, Public: 2, Mesh: 3, Tenantgate: 4, MoreTenantgates: []int{6, 7}, Bedrock: 5,
+		ServerCert: "a", ServerKey: "b", MeshCA: "c", UpstreamCA: "d",
+		TenantgateClientCert: "e", TenantgateClientKey: "f", TenantgateCA: "g"}
+	out, err := RewriteBootstrap(envoy.Bootstrap, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		StaticResources struct {
+			Clusters []struct {
+				Name             string         `yaml:"name"`
+				HealthChecks     []any          `yaml:"health_checks"`
+				OutlierDetection map[string]any `yaml:"outlier_detection"`
+				TransportSocket  map[string]any `yaml:"transport_socket"`
+				LoadAssignment   struct {
+					Endpoints []struct {
+						LBEndpoints []struct {
+							Endpoint struct {
+								Address struct {
+									SocketAddress struct {
+										Port int `yaml:"port_value"`
+									} `yaml:"socket_address"`
+								} `yaml:"address"`
+							} `yaml:"endpoint"`
+						} `yaml:"lb_endpoints"`
+					} `yaml:"endpoints"`
+				} `yaml:"load_assignment"`
+			} `yaml:"clusters"`
+		} `yaml:"static_resources"`
+	}
+	if err := yaml.Unmarshal(out, &doc); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range doc.StaticResources.Clusters {
+		var ports []int
+		for _, e := range c.LoadAssignment.Endpoints[0].LBEndpoints {
+			ports = append(ports, e.Endpoint.Address.SocketAddress.Port)
+		}
+		want := "[5]"
+		if c.Name == "tenantgate" {
+			want = "[4 6 7]"
+			if len(c.HealthChecks) != 1 || c.OutlierDetection == nil || c.TransportSocket == nil {
+				t.Errorf("tenantgate cluster lost its health check, outlier detection or TLS")
+			}
+		}
+		if got := strings.Join(strings.Fields(fmt.Sprint(ports)), " "); got != want {
+			t.Errorf("cluster %s endpoints = %s, want %s", c.Name, got, want)
+		}
+	}
+	p.TenantgateLink, p.TenantgateSocket = LinkUnix, "/tmp/x.sock"
+	if _, err := RewriteBootstrap(envoy.Bootstrap, p); err == nil || !strings.Contains(err.Error(), "several tenantgate replicas") {
+		t.Errorf("unix link with several replicas: err = %v", err)
 	}
 }
 

@@ -87,6 +87,14 @@ type Options struct {
 	// envoy/envoy.yaml ships: tenantgate requires Envoy's client
 	// certificate), LinkUnix (a Unix socket in Dir) or LinkPlaintext.
 	TenantgateLink Link
+	// Replicas is the number of tenantgate processes behind Envoy's
+	// tenantgate cluster (default 1), each with its own ports, config file
+	// (tenantgate.yaml, tenantgate-1.yaml, ...) and log (tenantgate.log,
+	// tenantgate-1.log, ...). More than one needs a TCP link.
+	Replicas int
+	// ShutdownDrain is tenantgate's server.shutdown_drain; zero means "0s"
+	// (stop at once: most tests stop tenantgate to see Envoy fail closed).
+	ShutdownDrain time.Duration
 	// Usage is tenantgate's usage section (metering); nil keeps its
 	// defaults.
 	Usage map[string]any
@@ -110,7 +118,7 @@ type Options struct {
 	// shipped default.
 	TenantgateLogLevel string
 	// TenantgatePprof, when set, is tenantgate's server.pprof_listen (a
-	// loopback host:port serving net/http/pprof).
+	// loopback host:port serving net/http/pprof; replica 0 only).
 	TenantgatePprof string
 }
 
@@ -126,9 +134,12 @@ type Stack struct {
 	MeshURL string
 	// EnvoyAdminURL is Envoy's admin interface.
 	EnvoyAdminURL string
-	// TenantgateGRPC and TenantgateHTTP are tenantgate's listen addresses;
-	// with LinkUnix TenantgateGRPC is "unix:<socket path>".
+	// TenantgateGRPC and TenantgateHTTP are tenantgate's listen addresses
+	// (of replica 0); with LinkUnix TenantgateGRPC is "unix:<socket path>".
 	TenantgateGRPC, TenantgateHTTP string
+	// Replicas are every tenantgate replica's addresses; Replicas[0] is
+	// TenantgateGRPC/TenantgateHTTP.
+	Replicas []Replica
 	// TenantgateLink is the transport between Envoy and tenantgate.
 	TenantgateLink Link
 	// FakeAdminURL is the base URL of the fake AWS admin API (/_fake/...).
@@ -151,11 +162,12 @@ type Stack struct {
 	rsaKID      string
 	jwksKeys    []any // published JWKS keys, newest first
 	servers     []*http.Server
-	tgConfig    string
+	tgConfig    string         // replica 0's config file
+	tgDoc       map[string]any // the config every replica shares but server
 	tgBin       string
 	envoyBin    string
 	mu          sync.Mutex
-	tenantgate  *proc
+	tenantgates []*proc // by replica; nil when stopped
 	envoy       *proc
 	fakeLog     *os.File
 	bedrockAddr string
@@ -169,6 +181,13 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	if s.TenantgateLink == "" {
 		s.TenantgateLink = LinkMTLS
 	}
+	if s.opts.Replicas <= 0 {
+		s.opts.Replicas = 1
+	}
+	if s.opts.Replicas > 1 && s.TenantgateLink == LinkUnix {
+		return nil, errors.New("stack: several replicas need a TCP link (mtls or plaintext)")
+	}
+	s.tenantgates = make([]*proc, s.opts.Replicas)
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -406,37 +425,6 @@ func (s *Stack) tenantgateBinary(ctx context.Context) (string, error) {
 }
 
 func (s *Stack) writeTenantgateConfig() error {
-	gp, err := freePort()
-	if err != nil {
-		return err
-	}
-	hp, err := freePort()
-	if err != nil {
-		return err
-	}
-	s.TenantgateGRPC = fmt.Sprintf("127.0.0.1:%d", gp)
-	s.TenantgateHTTP = fmt.Sprintf("127.0.0.1:%d", hp)
-	level := s.opts.TenantgateLogLevel
-	if level == "" {
-		level = "debug"
-	}
-	server := map[string]any{"http_listen": s.TenantgateHTTP, "log_level": level, "log_format": "json", "shutdown_grace": "2s"}
-	if s.opts.TenantgatePprof != "" {
-		server["pprof_listen"] = s.opts.TenantgatePprof
-	}
-	switch s.TenantgateLink {
-	case LinkMTLS:
-		server["grpc_tls"] = map[string]any{
-			"cert_file": s.Certs.TenantgateCert, "key_file": s.Certs.TenantgateKey,
-			"client_ca_file": s.Certs.LinkCA, "allowed_client_sans": []string{EnvoyLinkSAN},
-		}
-	case LinkUnix:
-		s.TenantgateGRPC = "unix:" + filepath.Join(s.Dir, "tenantgate.sock")
-	case LinkPlaintext:
-	default:
-		return fmt.Errorf("stack: unknown tenantgate link %q", s.TenantgateLink)
-	}
-	server["grpc_listen"] = s.TenantgateGRPC
 	principals := s.opts.TrustedPrincipals
 	if principals == nil {
 		principals = []string{WorkerSPIFFEID}
@@ -448,8 +436,7 @@ func (s *Stack) writeTenantgateConfig() error {
 		store["tenants_file"] = s.opts.TenantsFile
 	}
 	cfg := map[string]any{
-		"server": server,
-		"store":  store,
+		"store": store,
 		"auth": map[string]any{
 			"api_keys": map[string]any{"secret": APIKeySecret},
 			"issuers": []any{map[string]any{
@@ -477,24 +464,100 @@ func (s *Stack) writeTenantgateConfig() error {
 	if s.opts.Configure != nil {
 		s.opts.Configure(cfg)
 	}
-	b, err := yaml.Marshal(cfg)
-	if err != nil {
-		return fmt.Errorf("stack: tenantgate config: %w", err)
+	s.tgDoc = cfg
+	s.Replicas = make([]Replica, s.opts.Replicas)
+	for i := range s.Replicas {
+		gp, err := freePort()
+		if err != nil {
+			return err
+		}
+		hp, err := freePort()
+		if err != nil {
+			return err
+		}
+		r := Replica{GRPC: fmt.Sprintf("127.0.0.1:%d", gp), HTTP: fmt.Sprintf("127.0.0.1:%d", hp)}
+		if s.TenantgateLink == LinkUnix {
+			r.GRPC = "unix:" + filepath.Join(s.Dir, "tenantgate.sock")
+		}
+		s.Replicas[i] = r
 	}
-	s.tgConfig = filepath.Join(s.Dir, "tenantgate.yaml")
-	if err := os.WriteFile(s.tgConfig, b, 0o600); err != nil {
-		return fmt.Errorf("stack: tenantgate config: %w", err)
+	s.TenantgateGRPC, s.TenantgateHTTP = s.Replicas[0].GRPC, s.Replicas[0].HTTP
+	s.tgConfig = s.replicaConfig(0)
+	return s.writeReplicaConfigs()
+}
+
+// writeReplicaConfigs writes every replica's config file: tgDoc with the
+// replica's own server section.
+func (s *Stack) writeReplicaConfigs() error {
+	for i, r := range s.Replicas {
+		level := s.opts.TenantgateLogLevel
+		if level == "" {
+			level = "debug"
+		}
+		server := map[string]any{
+			"grpc_listen": r.GRPC, "http_listen": r.HTTP, "log_level": level, "log_format": "json",
+			"shutdown_grace": "2s", "shutdown_drain": s.opts.ShutdownDrain.String(),
+		}
+		if s.opts.TenantgatePprof != "" && i == 0 {
+			// One address: only replica 0 serves profiles.
+			server["pprof_listen"] = s.opts.TenantgatePprof
+		}
+		switch s.TenantgateLink {
+		case LinkMTLS:
+			server["grpc_tls"] = map[string]any{
+				"cert_file": s.Certs.TenantgateCert, "key_file": s.Certs.TenantgateKey,
+				"client_ca_file": s.Certs.LinkCA, "allowed_client_sans": []string{EnvoyLinkSAN},
+			}
+		case LinkUnix, LinkPlaintext:
+		default:
+			return fmt.Errorf("stack: unknown tenantgate link %q", s.TenantgateLink)
+		}
+		cfg := make(map[string]any, len(s.tgDoc)+1)
+		for k, v := range s.tgDoc {
+			cfg[k] = v
+		}
+		cfg["server"] = server
+		b, err := yaml.Marshal(cfg)
+		if err != nil {
+			return fmt.Errorf("stack: tenantgate config: %w", err)
+		}
+		// Write then rename, so that a reload never reads half a file.
+		tmp := s.replicaConfig(i) + ".tmp"
+		if err := os.WriteFile(tmp, b, 0o600); err != nil {
+			return fmt.Errorf("stack: tenantgate config: %w", err)
+		}
+		if err := os.Rename(tmp, s.replicaConfig(i)); err != nil {
+			return fmt.Errorf("stack: tenantgate config: %w", err)
+		}
 	}
 	return nil
 }
 
-// StartTenantgate (re)starts tenantgate and waits for /readyz.
+// StartTenantgate (re)starts every stopped tenantgate replica and waits
+// for /readyz and gRPC SERVING.
 func (s *Stack) StartTenantgate(ctx context.Context) error {
+	for i := range s.Replicas {
+		if err := s.StartReplica(ctx, i); err != nil && !errors.Is(err, errReplicaRunning) {
+			return err
+		}
+	}
+	return nil
+}
+
+var errReplicaRunning = errors.New("stack: tenantgate replica already running")
+
+// StartReplica (re)starts tenantgate replica i and waits for its /readyz and
+// gRPC SERVING (not for Envoy's health checks: see WaitReplicaHealthy).
+func (s *Stack) StartReplica(ctx context.Context, i int) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.tenantgate != nil {
-		return errors.New("stack: tenantgate already running")
+	if i < 0 || i >= len(s.Replicas) {
+		return fmt.Errorf("stack: no tenantgate replica %d", i)
 	}
+	if s.tenantgates[i] != nil {
+		return fmt.Errorf("%w: %d", errReplicaRunning, i)
+	}
+	r := s.Replicas[i]
 	env := cleanEnv()
 	env = append(env,
 		"AWS_ENDPOINT_URL_STS="+s.STSURL,
@@ -505,17 +568,17 @@ func (s *Stack) StartTenantgate(ctx context.Context) error {
 		"AWS_CONFIG_FILE="+filepath.Join(s.Dir, "no-aws-config"),
 		"AWS_SHARED_CREDENTIALS_FILE="+filepath.Join(s.Dir, "no-aws-credentials"),
 	)
-	args := []string{"serve", "--config", s.tgConfig}
+	args := []string{"serve", "--config", s.replicaConfig(i)}
 	if s.opts.DatabaseURL == "" && s.opts.TenantsFile == "" {
 		// tenantgate serves its embedded demo tenants only when asked to.
 		args = append(args, "--demo")
 	}
-	p, err := startProc(s.Dir, "tenantgate", env, s.tgBin, args...)
+	p, err := startProc(s.Dir, replicaName(i), env, s.tgBin, args...)
 	if err != nil {
 		return err
 	}
-	s.tenantgate = p
-	if err := waitHTTP(ctx, p, "http://"+s.TenantgateHTTP+"/readyz", 60*time.Second); err != nil {
+	s.tenantgates[i] = p
+	if err := waitHTTP(ctx, p, "http://"+r.HTTP+"/readyz", 60*time.Second); err != nil {
 		return fmt.Errorf("stack: tenantgate not ready: %w", err)
 	}
 	// Envoy health-checks tenantgate over grpc.health.v1: wait until that
@@ -524,7 +587,7 @@ func (s *Stack) StartTenantgate(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := waitGRPCServing(ctx, p, s.TenantgateGRPC, creds, 60*time.Second); err != nil {
+	if err := waitGRPCServing(ctx, p, r.GRPC, creds, 60*time.Second); err != nil {
 		return fmt.Errorf("stack: tenantgate not serving: %w", err)
 	}
 	return nil
@@ -584,27 +647,25 @@ func waitGRPCServing(ctx context.Context, p *proc, addr string, creds credential
 	}
 }
 
-// TenantgatePID is the process id of the running tenantgate, 0 when it is
-// not running.
+// TenantgatePID is the process id of the running tenantgate (replica 0),
+// 0 when it is not running.
 func (s *Stack) TenantgatePID() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.tenantgate == nil || s.tenantgate.cmd.Process == nil {
+	if len(s.tenantgates) == 0 || s.tenantgates[0] == nil || s.tenantgates[0].cmd.Process == nil {
 		return 0
 	}
-	return s.tenantgate.cmd.Process.Pid
+	return s.tenantgates[0].cmd.Process.Pid
 }
 
-// StopTenantgate stops tenantgate (Envoy keeps running: requests must fail closed).
+// StopTenantgate stops every tenantgate replica (Envoy keeps running:
+// requests must fail closed).
 func (s *Stack) StopTenantgate() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.tenantgate == nil {
-		return nil
+	var errs []error
+	for i := range s.Replicas {
+		errs = append(errs, s.StopReplica(i))
 	}
-	err := s.tenantgate.stop()
-	s.tenantgate = nil
-	return err
+	return errors.Join(errs...)
 }
 
 // cleanEnv is the parent environment without AWS_* settings.
@@ -635,6 +696,13 @@ func (s *Stack) startEnvoy(ctx context.Context) error {
 		ports.TenantgateSocket = path
 	} else if ports.Tenantgate, err = portOf(s.TenantgateGRPC); err != nil {
 		return err
+	}
+	for _, r := range s.Replicas[1:] {
+		p, err := portOf(r.GRPC)
+		if err != nil {
+			return err
+		}
+		ports.MoreTenantgates = append(ports.MoreTenantgates, p)
 	}
 	ports.TenantgateClientCert, ports.TenantgateClientKey = s.Certs.EnvoyClientCert, s.Certs.EnvoyClientKey
 	ports.TenantgateCA = s.Certs.LinkCA
@@ -668,12 +736,12 @@ func (s *Stack) startEnvoy(ctx context.Context) error {
 	if err := waitHTTP(ctx, p, s.EnvoyAdminURL+"/ready", 60*time.Second); err != nil {
 		return fmt.Errorf("stack: envoy not ready: %w", err)
 	}
-	// The tenantgate cluster is health checked: wait for the first pass.
-	want := s.tenantgateHealthyLine()
+	// The tenantgate cluster is health checked: wait for the first pass
+	// of every replica.
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		body, err := httpGet(ctx, s.EnvoyAdminURL+"/clusters")
-		if err == nil && strings.Contains(body, want) {
+		if err == nil && s.allHealthy(body) {
 			return nil
 		}
 		if time.Now().After(deadline) {
@@ -683,7 +751,7 @@ func (s *Stack) startEnvoy(ctx context.Context) error {
 					lines = append(lines, l)
 				}
 			}
-			return fmt.Errorf("stack: envoy never saw tenantgate healthy (%s):\n%s", want, strings.Join(lines, "\n"))
+			return fmt.Errorf("stack: envoy never saw every tenantgate replica healthy:\n%s", strings.Join(lines, "\n"))
 		}
 		select {
 		case <-ctx.Done():
@@ -705,17 +773,25 @@ func portOf(hostport string) (int, error) {
 	return n, nil
 }
 
-// TenantgateHealthy reports whether Envoy currently considers the
-// tenantgate cluster healthy.
+// TenantgateHealthy reports whether Envoy currently considers every
+// tenantgate replica healthy.
 func (s *Stack) TenantgateHealthy(ctx context.Context) bool {
 	body, err := httpGet(ctx, s.EnvoyAdminURL+"/clusters")
-	return err == nil && strings.Contains(body, s.tenantgateHealthyLine())
+	return err == nil && s.allHealthy(body)
 }
 
-// tenantgateHealthyLine is the admin /clusters line of a healthy
-// tenantgate endpoint.
-func (s *Stack) tenantgateHealthyLine() string {
-	return fmt.Sprintf("tenantgate::%s::health_flags::healthy", strings.TrimPrefix(s.TenantgateGRPC, "unix:"))
+func (s *Stack) allHealthy(clusters string) bool {
+	for _, r := range s.Replicas {
+		if !strings.Contains(clusters, healthyLine(r)) {
+			return false
+		}
+	}
+	return true
+}
+
+// healthyLine is the admin /clusters line of a healthy tenantgate endpoint.
+func healthyLine(r Replica) string {
+	return fmt.Sprintf("tenantgate::%s::health_flags::healthy", strings.TrimPrefix(r.GRPC, "unix:"))
 }
 
 func httpGet(ctx context.Context, url string) (string, error) {
@@ -759,7 +835,11 @@ func waitHTTP(ctx context.Context, p *proc, url string, timeout time.Duration) e
 func (s *Stack) Stop() error {
 	var errs []error
 	s.mu.Lock()
-	for _, p := range []**proc{&s.envoy, &s.tenantgate} {
+	procs := []**proc{&s.envoy}
+	for i := range s.tenantgates {
+		procs = append(procs, &s.tenantgates[i])
+	}
+	for _, p := range procs {
 		if *p != nil {
 			if err := (*p).stop(); err != nil {
 				errs = append(errs, err)
@@ -790,7 +870,14 @@ func (s *Stack) Stop() error {
 // LogTails returns the last max bytes of every log file, for failure output.
 func (s *Stack) LogTails(max int64) string {
 	var b strings.Builder
-	for _, name := range []string{"tenantgate.log", "envoy.log", "fakeaws.log"} {
+	names := []string{"envoy.log", "fakeaws.log"}
+	for i := len(s.Replicas) - 1; i >= 0; i-- {
+		names = append([]string{replicaName(i) + ".log"}, names...)
+	}
+	if len(s.Replicas) == 0 {
+		names = append([]string{"tenantgate.log"}, names...)
+	}
+	for _, name := range names {
 		f, err := os.Open(filepath.Join(s.Dir, name))
 		if err != nil {
 			continue
@@ -883,7 +970,11 @@ func (p *proc) exited() bool {
 	}
 }
 
-func (p *proc) stop() error {
+func (p *proc) stop() error { return p.stopWithin(10 * time.Second) }
+
+// stopWithin sends SIGTERM and kills the process if it has not exited
+// after d.
+func (p *proc) stopWithin(d time.Duration) error {
 	if p.exited() {
 		return nil
 	}
@@ -891,7 +982,7 @@ func (p *proc) stop() error {
 	select {
 	case <-p.done:
 		return nil
-	case <-time.After(10 * time.Second):
+	case <-time.After(d):
 	}
 	_ = p.cmd.Process.Kill()
 	<-p.done
