@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -18,11 +17,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime"
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime/types"
 	"github.com/aws/smithy-go"
-	"github.com/jackc/pgx/v5"
 
 	"github.com/tenantgate/tenantgate/internal/apierror"
 	"github.com/tenantgate/tenantgate/internal/stack"
-	"github.com/tenantgate/tenantgate/internal/testpg"
 )
 
 // freeModels restricts the free tier so that the model_not_allowed denial is
@@ -77,36 +74,7 @@ const globexAccountID = "a0000000-0000-4000-8000-000000000099"
 // TestPostgresStore runs the suite with the demo tenants in PostgreSQL,
 // migrated by `tenantgate migrate --dev`.
 func TestPostgresStore(t *testing.T) {
-	if testing.Short() {
-		t.Skip("end-to-end: skipped in -short mode")
-	}
-	if _, err := stack.FindEnvoy(context.Background()); err != nil && !requireIntegration() {
-		t.Skipf("end-to-end tests need Envoy 1.40 (set ENVOY_BIN): %v", err)
-	}
-	url := testpg.Start(t)
-	bin := filepath.Join(t.TempDir(), "tenantgate")
-	root, err := stack.ModuleRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	build := exec.Command("go", "build", "-o", bin, "./cmd/tenantgate")
-	build.Dir = root
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./cmd/tenantgate: %v\n%s", err, out)
-	}
-	if out, err := exec.Command(bin, "migrate", "--database-url", url, "--dev").CombinedOutput(); err != nil {
-		t.Fatalf("tenantgate migrate --dev: %v\n%s", err, out)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := conn.Exec(ctx, stack.SeedSQL); err != nil {
-		t.Fatalf("seed: %v", err)
-	}
-	conn.Close(ctx)
+	url, bin := seededPostgres(t)
 	st := startStack(t, stack.Options{DatabaseURL: url, TenantgateBin: bin, Models: freeModels})
 	runSuite(t, st)
 }

@@ -2,7 +2,6 @@ package e2e_test
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -10,7 +9,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -18,13 +16,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/tenantgate/tenantgate/internal/fakeaws"
 	"github.com/tenantgate/tenantgate/internal/fakeaws/fault"
 	"github.com/tenantgate/tenantgate/internal/fakeaws/sts"
 	"github.com/tenantgate/tenantgate/internal/stack"
-	"github.com/tenantgate/tenantgate/internal/testpg"
 )
 
 // answer is one raw call through Envoy: status, the JSON error code and the
@@ -234,44 +229,6 @@ func (p *tcpProxy) Up(t *testing.T) {
 		t.Fatalf("proxy up again: %v", err)
 	}
 	p.serve(l)
-}
-
-// seededPostgres returns the URL of a fresh database migrated by
-// `tenantgate migrate --dev` and seeded with the demo tenants, and the
-// tenantgate binary built for it.
-func seededPostgres(t *testing.T) (dbURL, bin string) {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("end-to-end: skipped in -short mode")
-	}
-	if _, err := stack.FindEnvoy(context.Background()); err != nil && !requireIntegration() {
-		t.Skipf("end-to-end tests need Envoy 1.40 (set ENVOY_BIN): %v", err)
-	}
-	dbURL = testpg.Start(t)
-	bin = filepath.Join(t.TempDir(), "tenantgate")
-	root, err := stack.ModuleRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	build := exec.Command("go", "build", "-o", bin, "./cmd/tenantgate")
-	build.Dir = root
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./cmd/tenantgate: %v\n%s", err, out)
-	}
-	if out, err := exec.Command(bin, "migrate", "--database-url", dbURL, "--dev").CombinedOutput(); err != nil {
-		t.Fatalf("tenantgate migrate --dev: %v\n%s", err, out)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, stack.SeedSQL); err != nil {
-		t.Fatalf("seed: %v", err)
-	}
-	return dbURL, bin
 }
 
 // TestStoreOutageServesStale: PostgreSQL becomes unreachable (its port

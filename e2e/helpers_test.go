@@ -8,6 +8,8 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -21,10 +23,12 @@ import (
 	smithyauth "github.com/aws/smithy-go/auth"
 	"github.com/aws/smithy-go/auth/bearer"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/tenantgate/tenantgate/internal/apierror"
 	"github.com/tenantgate/tenantgate/internal/fakeaws/bedrock"
 	"github.com/tenantgate/tenantgate/internal/stack"
+	"github.com/tenantgate/tenantgate/internal/testpg"
 )
 
 // requireIntegration reports whether missing Envoy must fail the test.
@@ -256,3 +260,41 @@ func assertSignedBy(t *testing.T, r bedrock.Record, region, principalPrefix stri
 }
 
 const acmeAssumed = "arn:aws:sts::111122223333:assumed-role/AcmeBedrockAccess/"
+
+// seededPostgres returns the URL of a fresh database migrated by
+// `tenantgate migrate --dev` and seeded with the demo tenants, and the
+// tenantgate binary built for it.
+func seededPostgres(t *testing.T) (dbURL, bin string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("end-to-end: skipped in -short mode")
+	}
+	if _, err := stack.FindEnvoy(context.Background()); err != nil && !requireIntegration() {
+		t.Skipf("end-to-end tests need Envoy 1.40 (set ENVOY_BIN): %v", err)
+	}
+	dbURL = testpg.Start(t)
+	bin = filepath.Join(t.TempDir(), "tenantgate")
+	root, err := stack.ModuleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	build := exec.Command("go", "build", "-o", bin, "./cmd/tenantgate")
+	build.Dir = root
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build ./cmd/tenantgate: %v\n%s", err, out)
+	}
+	if out, err := exec.Command(bin, "migrate", "--database-url", dbURL, "--dev").CombinedOutput(); err != nil {
+		t.Fatalf("tenantgate migrate --dev: %v\n%s", err, out)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, stack.SeedSQL); err != nil {
+		t.Fatalf("seed: %v", err)
+	}
+	return dbURL, bin
+}

@@ -7,8 +7,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -25,7 +23,6 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/tenantgate/tenantgate/internal/stack"
-	"github.com/tenantgate/tenantgate/internal/testpg"
 )
 
 // usagePrices is the credit price table of the metering test (credits per
@@ -55,26 +52,7 @@ type want struct {
 // extra accounts), then starts the stack with usage metering and credits.
 func startMeteredStack(t *testing.T, extraAccounts int) (*stack.Stack, string) {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("end-to-end: skipped in -short mode")
-	}
-	if _, err := stack.FindEnvoy(context.Background()); err != nil && !requireIntegration() {
-		t.Skipf("end-to-end tests need Envoy 1.40 (set ENVOY_BIN): %v", err)
-	}
-	url := testpg.Start(t)
-	bin := filepath.Join(t.TempDir(), "tenantgate")
-	root, err := stack.ModuleRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	build := exec.Command("go", "build", "-o", bin, "./cmd/tenantgate")
-	build.Dir = root
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./cmd/tenantgate: %v\n%s", err, out)
-	}
-	if out, err := exec.Command(bin, "migrate", "--database-url", url, "--dev").CombinedOutput(); err != nil {
-		t.Fatalf("tenantgate migrate --dev: %v\n%s", err, out)
-	}
+	url, bin := seededPostgres(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	conn, err := pgx.Connect(ctx, url)
@@ -82,9 +60,6 @@ func startMeteredStack(t *testing.T, extraAccounts int) (*stack.Stack, string) {
 		t.Fatal(err)
 	}
 	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, stack.SeedSQL); err != nil {
-		t.Fatalf("seed: %v", err)
-	}
 	if _, err := conn.Exec(ctx, `UPDATE public.credit_accounts SET balance = 1000 WHERE account_id = $1`, stack.AcmeAccountID); err != nil {
 		t.Fatal(err)
 	}
