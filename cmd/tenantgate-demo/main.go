@@ -88,9 +88,10 @@ func run(ctx context.Context, out io.Writer, hold, verbose bool) error {
 that verify SigV4 like AWS does. Nothing left this machine.
 To use real AWS: unset AWS_ENDPOINT_URL_STS, give tenantgate real platform
 credentials (SDK default chain: environment, profile, IRSA or instance role),
-store each enterprise tenant's role in enterprise_bedrock_routing, and run Envoy
-with envoy/envoy.yaml, whose bedrock_* clusters point at the real regional
-endpoints (bedrock-runtime.<region>.amazonaws.com:443).
+store each enterprise tenant's role with "tenantgate routes set" (table
+tenantgate.enterprise_bedrock_routing; "tenantgate routes test" proves it), and
+run Envoy with envoy/envoy.yaml, whose bedrock_* clusters point at the real
+regional endpoints (bedrock-runtime.<region>.amazonaws.com:443).
 `)
 	if len(failures) > 0 {
 		return errors.New(strings.Join(failures, "; "))
