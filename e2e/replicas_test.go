@@ -240,21 +240,12 @@ func TestReplicas(t *testing.T) {
 
 // envoyStats returns the named counters from Envoy's admin /stats.
 func envoyStats(ctx context.Context, st *stack.Stack, names ...string) (string, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, st.EnvoyAdminURL+"/stats", nil)
-	if err != nil {
-		return "", err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
+	b, err := stack.HTTPGet(ctx, st.EnvoyAdminURL+"/stats")
 	if err != nil {
 		return "", err
 	}
 	var out []string
-	for _, l := range strings.Split(string(b), "\n") {
+	for _, l := range strings.Split(b, "\n") {
 		for _, n := range names {
 			if strings.HasPrefix(l, n+":") {
 				out = append(out, l)

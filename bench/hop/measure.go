@@ -16,6 +16,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/tenantgate/tenantgate/internal/stack"
 )
 
 // clockTicks is USER_HZ, the unit of utime/stime in /proc/<pid>/stat (100
@@ -224,7 +226,7 @@ func startEnvoy(ctx context.Context, bin, cfg, dir string, admin, concurrency in
 	go func() { _ = cmd.Wait(); logf.Close(); close(e.done) }()
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		if body, err := get(ctx, fmt.Sprintf("http://127.0.0.1:%d/clusters", admin)); err == nil &&
+		if body, err := stack.HTTPGet(ctx, fmt.Sprintf("http://127.0.0.1:%d/clusters", admin)); err == nil &&
 			strings.Contains(body, "health_flags::healthy") && tenantgateHealthy(body) {
 			return e, nil
 		}
@@ -250,23 +252,6 @@ func tenantgateHealthy(clusters string) bool {
 	return false
 }
 
-func get(ctx context.Context, url string) (string, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return "", err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		return string(b), fmt.Errorf("GET %s: %s", url, resp.Status)
-	}
-	return string(b), err
-}
-
 // profile takes a tenantgate CPU profile during one extra C run.
 func profile(ctx context.Context, o options, portC int, path, script string) error {
 	secs := max(int(o.duration.Seconds()), 1)
@@ -276,7 +261,7 @@ func profile(ctx context.Context, o options, portC int, path, script string) err
 	}
 	ch := make(chan got, 1)
 	go func() {
-		b, err := get(ctx, fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", o.pprofAddr, secs))
+		b, err := stack.HTTPGet(ctx, fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", o.pprofAddr, secs))
 		ch <- got{[]byte(b), err}
 	}()
 	c := slices.Max(o.conns)

@@ -108,7 +108,7 @@ func tenantgateHealth(t *testing.T, st *Stack, certFile, keyFile string) error {
 
 func envoyStat(t *testing.T, st *Stack, name string) string {
 	t.Helper()
-	body, err := httpGet(context.Background(), st.EnvoyAdminURL+"/stats?filter=^"+name+"$")
+	body, err := HTTPGet(context.Background(), st.EnvoyAdminURL+"/stats?filter=^"+name+"$")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -113,7 +113,7 @@ func (s *Stack) WaitReplicaHealthy(ctx context.Context, i int, want bool, timeou
 	line := healthyLine(s.Replicas[i])
 	deadline := time.Now().Add(timeout)
 	for {
-		body, err := httpGet(ctx, s.EnvoyAdminURL+"/clusters")
+		body, err := HTTPGet(ctx, s.EnvoyAdminURL+"/clusters")
 		if err == nil && strings.Contains(body, line) == want {
 			return nil
 		}

@@ -740,7 +740,7 @@ func (s *Stack) startEnvoy(ctx context.Context) error {
 	// of every replica.
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		body, err := httpGet(ctx, s.EnvoyAdminURL+"/clusters")
+		body, err := HTTPGet(ctx, s.EnvoyAdminURL+"/clusters")
 		if err == nil && s.allHealthy(body) {
 			return nil
 		}
@@ -776,7 +776,7 @@ func portOf(hostport string) (int, error) {
 // TenantgateHealthy reports whether Envoy currently considers every
 // tenantgate replica healthy.
 func (s *Stack) TenantgateHealthy(ctx context.Context) bool {
-	body, err := httpGet(ctx, s.EnvoyAdminURL+"/clusters")
+	body, err := HTTPGet(ctx, s.EnvoyAdminURL+"/clusters")
 	return err == nil && s.allHealthy(body)
 }
 
@@ -794,7 +794,9 @@ func healthyLine(r Replica) string {
 	return fmt.Sprintf("tenantgate::%s::health_flags::healthy", strings.TrimPrefix(r.GRPC, "unix:"))
 }
 
-func httpGet(ctx context.Context, url string) (string, error) {
+// HTTPGet fetches url and returns its body; a status other than 200 is an
+// error (the body is returned with it).
+func HTTPGet(ctx context.Context, url string) (string, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return "", err
@@ -814,7 +816,7 @@ func httpGet(ctx context.Context, url string) (string, error) {
 func waitHTTP(ctx context.Context, p *proc, url string, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for {
-		if _, err := httpGet(ctx, url); err == nil {
+		if _, err := HTTPGet(ctx, url); err == nil {
 			return nil
 		}
 		if p.exited() {
