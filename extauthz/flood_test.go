@@ -13,6 +13,7 @@ import (
 
 	"github.com/tenantgate/tenantgate/internal/apierror"
 	"github.com/tenantgate/tenantgate/internal/apikey"
+	"github.com/tenantgate/tenantgate/internal/metrics/metricstest"
 	"github.com/tenantgate/tenantgate/internal/store/cache"
 	"github.com/tenantgate/tenantgate/internal/tenant"
 )
@@ -175,7 +176,7 @@ func TestAPIKeyFloodBoundsStoreQueries(t *testing.T) {
 	if src.known.Load() < 2 {
 		t.Errorf("the valid key was looked up %d times: its cached entry never expired during the flood", src.known.Load())
 	}
-	if got := metricValue(t, reg, "tenantgate_store_lookups_limited_total", "kind", "api_key"); got == 0 {
+	if got := metricstest.Value(t, reg, "tenantgate_store_lookups_limited_total", "kind", "api_key"); got == 0 {
 		t.Error("no limited lookups counted")
 	}
 }

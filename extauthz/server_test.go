@@ -11,6 +11,7 @@ import (
 	"github.com/tenantgate/tenantgate/internal/apierror"
 	"github.com/tenantgate/tenantgate/internal/config"
 	"github.com/tenantgate/tenantgate/internal/identity"
+	"github.com/tenantgate/tenantgate/internal/metrics/metricstest"
 	"github.com/tenantgate/tenantgate/internal/tenant"
 )
 
@@ -384,19 +385,19 @@ func TestCheckMetricsAndLogs(t *testing.T) {
 	h.srv.Check(ctx, envoyRequest("POST", pathHaiku, bearer("tok-a"), ""))
 	h.srv.Check(ctx, envoyRequest("POST", pathHaiku, bearer("tok-forged"), ""))
 	h.srv.Check(ctx, envoyRequest("POST", pathHaiku, nil, ""))
-	if got := metricValue(t, h.reg, "tenantgate_extauthz_decisions_total", "code", "ok", "credential", "jwt"); got != 2 {
+	if got := metricstest.Value(t, h.reg, "tenantgate_extauthz_decisions_total", "code", "ok", "credential", "jwt"); got != 2 {
 		t.Errorf("ok/jwt = %v, want 2", got)
 	}
-	if got := metricValue(t, h.reg, "tenantgate_extauthz_decisions_total", "code", string(apierror.InvalidToken), "credential", "jwt"); got != 1 {
+	if got := metricstest.Value(t, h.reg, "tenantgate_extauthz_decisions_total", "code", string(apierror.InvalidToken), "credential", "jwt"); got != 1 {
 		t.Errorf("invalid_token/jwt = %v, want 1", got)
 	}
-	if got := metricValue(t, h.reg, "tenantgate_extauthz_decisions_total", "code", string(apierror.MissingCredential), "credential", "none"); got != 1 {
+	if got := metricstest.Value(t, h.reg, "tenantgate_extauthz_decisions_total", "code", string(apierror.MissingCredential), "credential", "none"); got != 1 {
 		t.Errorf("missing/none = %v, want 1", got)
 	}
-	if n := metricValue(t, h.reg, "tenantgate_extauthz_check_duration_seconds", "result", "allowed"); n != 2 {
+	if n := metricstest.Value(t, h.reg, "tenantgate_extauthz_check_duration_seconds", "result", "allowed"); n != 2 {
 		t.Errorf("allowed latency samples = %v, want 2", n)
 	}
-	if n := metricValue(t, h.reg, "tenantgate_extauthz_check_duration_seconds", "result", "denied"); n != 2 {
+	if n := metricstest.Value(t, h.reg, "tenantgate_extauthz_check_duration_seconds", "result", "denied"); n != 2 {
 		t.Errorf("denied latency samples = %v, want 2", n)
 	}
 	logs := h.logs.String()

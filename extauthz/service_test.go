@@ -11,6 +11,7 @@ import (
 	"github.com/tenantgate/tenantgate/internal/apierror"
 	"github.com/tenantgate/tenantgate/internal/config"
 	"github.com/tenantgate/tenantgate/internal/identity"
+	"github.com/tenantgate/tenantgate/internal/metrics/metricstest"
 )
 
 const (
@@ -165,10 +166,10 @@ func TestServiceKeyStrippedAndAudited(t *testing.T) {
 	if strings.Contains(logs, svcKeyWorker) {
 		t.Error("service key in logs")
 	}
-	if got := metricValue(t, h.reg, "tenantgate_extauthz_service_decisions_total", "principal", "worker", "code", "ok"); got != 1 {
+	if got := metricstest.Value(t, h.reg, "tenantgate_extauthz_service_decisions_total", "principal", "worker", "code", "ok"); got != 1 {
 		t.Errorf("service decisions worker/ok = %v, want 1", got)
 	}
-	if got := metricValue(t, h.reg, "tenantgate_extauthz_service_decisions_total", "principal", workload, "code", string(apierror.AccountNotFound)); got != 1 {
+	if got := metricstest.Value(t, h.reg, "tenantgate_extauthz_service_decisions_total", "principal", workload, "code", string(apierror.AccountNotFound)); got != 1 {
 		t.Errorf("service decisions workload/account_not_found = %v, want 1", got)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tenantgate/tenantgate/internal/config"
+	"github.com/tenantgate/tenantgate/internal/metrics/metricstest"
 	"github.com/tenantgate/tenantgate/internal/store/filestore"
 	"github.com/tenantgate/tenantgate/internal/tenant"
 )
@@ -103,7 +104,7 @@ func TestStaleAfterStoreLoss(t *testing.T) {
 	// Revoke the key; wait for its NOTIFY to remove the cached entry.
 	exec(t, direct, `UPDATE public.api_keys SET status = 'revoked' WHERE key_id = '`+filestore.DemoAPIKeyID+`'`)
 	deadline := time.Now().Add(5 * time.Second)
-	for counter(t, reg, "tenantgate_store_cache_invalidations_total", "table", "api_keys") < 1 {
+	for metricstest.Value(t, reg, "tenantgate_store_cache_invalidations_total", "table", "api_keys") < 1 {
 		if time.Now().After(deadline) {
 			t.Fatal("revocation NOTIFY not received")
 		}
@@ -126,29 +127,7 @@ func TestStaleAfterStoreLoss(t *testing.T) {
 	if err := s.Ping(ctx); err != nil {
 		t.Fatalf("Ping during the outage: %v, want nil (stale answers are served)", err)
 	}
-	if n := counter(t, reg, "tenantgate_store_stale_answers_total", "kind", "plan"); n < 1 {
+	if n := metricstest.Value(t, reg, "tenantgate_store_stale_answers_total", "kind", "plan"); n < 1 {
 		t.Fatalf("stale plan answers = %v", n)
 	}
-}
-
-// counter reads one labelled counter from reg.
-func counter(t *testing.T, reg *prometheus.Registry, name, label, value string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			for _, lp := range m.GetLabel() {
-				if lp.GetName() == label && lp.GetValue() == value {
-					return m.GetCounter().GetValue()
-				}
-			}
-		}
-	}
-	return 0
 }

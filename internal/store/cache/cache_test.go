@@ -10,6 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/tenantgate/tenantgate/internal/metrics/metricstest"
 	"github.com/tenantgate/tenantgate/internal/tenant"
 )
 
@@ -431,18 +432,18 @@ func TestFlushCloseAndMetrics(t *testing.T) {
 	if src.n("account") != 2 {
 		t.Fatalf("source called %d times, want 2", src.n("account"))
 	}
-	if got := counter(t, reg, "tenantgate_store_cache_hits_total", "kind", "account"); got != 1 {
+	if got := metricstest.Value(t, reg, "tenantgate_store_cache_hits_total", "kind", "account"); got != 1 {
 		t.Errorf("hits = %v, want 1", got)
 	}
-	if got := counter(t, reg, "tenantgate_store_cache_misses_total", "kind", "account"); got != 2 {
+	if got := metricstest.Value(t, reg, "tenantgate_store_cache_misses_total", "kind", "account"); got != 2 {
 		t.Errorf("misses = %v, want 2", got)
 	}
-	if got := counter(t, reg, "tenantgate_store_cache_invalidations_total", "table", "flush"); got != 1 {
+	if got := metricstest.Value(t, reg, "tenantgate_store_cache_invalidations_total", "table", "flush"); got != 1 {
 		t.Errorf("flush invalidations = %v, want 1", got)
 	}
 	src.fail = errors.New("boom")
 	_, _ = c.Plan(ctx, "a1")
-	if got := counter(t, reg, "tenantgate_store_query_errors_total", "kind", "plan"); got != 1 {
+	if got := metricstest.Value(t, reg, "tenantgate_store_query_errors_total", "kind", "plan"); got != 1 {
 		t.Errorf("query errors = %v, want 1", got)
 	}
 	stopped := false
@@ -452,26 +453,4 @@ func TestFlushCloseAndMetrics(t *testing.T) {
 	if !stopped || !src.closed.Load() {
 		t.Fatalf("Close: listener stopped=%v source closed=%v", stopped, src.closed.Load())
 	}
-}
-
-// counter reads one labelled counter from reg.
-func counter(t *testing.T, reg *prometheus.Registry, name, label, value string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			for _, lp := range m.GetLabel() {
-				if lp.GetName() == label && lp.GetValue() == value {
-					return m.GetCounter().GetValue()
-				}
-			}
-		}
-	}
-	return 0
 }

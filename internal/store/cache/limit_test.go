@@ -10,6 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/tenantgate/tenantgate/internal/metrics/metricstest"
 	"github.com/tenantgate/tenantgate/internal/tenant"
 )
 
@@ -102,10 +103,10 @@ func TestUnknownKeyLookupsLimited(t *testing.T) {
 	if got := src.n("apikey"); got != 3 {
 		t.Fatalf("source called %d times, want 3", got)
 	}
-	if got := counter(t, reg, "tenantgate_store_lookups_limited_total", "kind", "api_key"); got != 2 {
+	if got := metricstest.Value(t, reg, "tenantgate_store_lookups_limited_total", "kind", "api_key"); got != 2 {
 		t.Errorf("limited lookups metric = %v, want 2", got)
 	}
-	if got := counter(t, reg, "tenantgate_store_query_errors_total", "kind", "api_key"); got != 0 {
+	if got := metricstest.Value(t, reg, "tenantgate_store_query_errors_total", "kind", "api_key"); got != 0 {
 		t.Errorf("limited lookups counted as query errors: %v", got)
 	}
 	// Other lookup kinds are not limited.

@@ -8,6 +8,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/tenantgate/tenantgate/internal/metrics/metricstest"
 	"github.com/tenantgate/tenantgate/internal/tenant"
 )
 
@@ -115,7 +116,7 @@ func TestStaleIfError(t *testing.T) {
 			case tt.wantErr != nil && !errors.Is(err, tt.wantErr):
 				t.Fatalf("lookup = %q, %v; want error %v", got, err, tt.wantErr)
 			}
-			if n := counter(t, reg, "tenantgate_store_stale_answers_total", "kind", tt.kind); n != tt.wantStale {
+			if n := metricstest.Value(t, reg, "tenantgate_store_stale_answers_total", "kind", tt.kind); n != tt.wantStale {
 				t.Fatalf("stale answers = %v, want %v", n, tt.wantStale)
 			}
 		})
@@ -196,7 +197,7 @@ func TestStaleDoesNotWaitDuringOutage(t *testing.T) {
 	case <-time.After(2 * time.Second):
 		t.Fatal("stale answer waited for the hanging source")
 	}
-	if n := counter(t, reg, "tenantgate_store_stale_answers_total", "kind", "plan"); n != 2 {
+	if n := metricstest.Value(t, reg, "tenantgate_store_stale_answers_total", "kind", "plan"); n != 2 {
 		t.Fatalf("stale answers = %v, want 2", n)
 	}
 }
