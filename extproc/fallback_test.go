@@ -13,6 +13,7 @@ import (
 
 	"github.com/tenantgate/tenantgate/internal/config"
 	"github.com/tenantgate/tenantgate/internal/identity"
+	"github.com/tenantgate/tenantgate/internal/metrics/metricstest"
 	"github.com/tenantgate/tenantgate/internal/tenant"
 )
 
@@ -65,23 +66,7 @@ func TestPlatformFallbackCounted(t *testing.T) {
 			t.Fatalf("%s refused: %s", acct, r.GetImmediateResponse().GetBody())
 		}
 	}
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	counts := map[string]float64{}
-	for _, mf := range mfs {
-		if mf.GetName() != "tenantgate_extproc_platform_fallbacks_total" {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			key := ""
-			for _, l := range m.GetLabel() {
-				key += l.GetName() + "=" + l.GetValue() + ","
-			}
-			counts[key] = m.GetCounter().GetValue()
-		}
-	}
+	counts := metricstest.Series(t, reg, "tenantgate_extproc_platform_fallbacks_total")
 	want := map[string]float64{"reason=no_route,": 2, "reason=route_disabled,": 1}
 	if len(counts) != len(want) {
 		t.Errorf("fallback series %v, want %v (no account ids in labels)", counts, want)

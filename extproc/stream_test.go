@@ -14,6 +14,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
+
+	"github.com/tenantgate/tenantgate/internal/metrics/metricstest"
 )
 
 // scriptStream is an in-memory Process stream.
@@ -120,23 +122,7 @@ func TestLogsAndMetrics(t *testing.T) {
 			t.Errorf("logs contain %q", secret)
 		}
 	}
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	counts := map[string]float64{}
-	for _, mf := range mfs {
-		if mf.GetName() != "tenantgate_extproc_requests_total" {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			key := ""
-			for _, l := range m.GetLabel() {
-				key += l.GetName() + "=" + l.GetValue() + ","
-			}
-			counts[key] = m.GetCounter().GetValue()
-		}
-	}
+	counts := metricstest.Series(t, reg, "tenantgate_extproc_requests_total")
 	for key, want := range map[string]float64{
 		"kind=tenant,outcome=signed,region=eu-west-1,":   1,
 		"kind=platform,outcome=signed,region=us-east-1,": 1,

@@ -40,3 +40,27 @@ func Value(t testing.TB, g prometheus.Gatherer, name string, labels ...string) f
 	}
 	return 0
 }
+
+// Series returns every series of the counter name, keyed by its labels as
+// "name=value," in the order Prometheus gathers them (sorted by name).
+func Series(t testing.TB, g prometheus.Gatherer, name string) map[string]float64 {
+	t.Helper()
+	fams, err := g.Gather()
+	if err != nil {
+		t.Fatalf("gather: %v", err)
+	}
+	out := map[string]float64{}
+	for _, f := range fams {
+		if f.GetName() != name {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			key := ""
+			for _, l := range m.GetLabel() {
+				key += l.GetName() + "=" + l.GetValue() + ","
+			}
+			out[key] = m.GetCounter().GetValue()
+		}
+	}
+	return out
+}

@@ -34,3 +34,24 @@ func TestValue(t *testing.T) {
 		})
 	}
 }
+
+func TestSeries(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	c := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "c_total", Help: "h"}, []string{"result", "kind"})
+	reg.MustRegister(c)
+	c.WithLabelValues("ok", "a").Add(2)
+	c.WithLabelValues("error", "b").Inc()
+	got := Series(t, reg, "c_total")
+	want := map[string]float64{"kind=a,result=ok,": 2, "kind=b,result=error,": 1}
+	if len(got) != len(want) {
+		t.Fatalf("Series = %v, want %v", got, want)
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("Series[%s] = %v, want %v", k, got[k], v)
+		}
+	}
+	if n := len(Series(t, reg, "nope_total")); n != 0 {
+		t.Errorf("unknown metric has %d series", n)
+	}
+}
