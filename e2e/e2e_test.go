@@ -7,8 +7,6 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -28,17 +26,9 @@ var freeModels = map[string][]string{"free": {"anthropic.*"}, "tier_125_800": {"
 
 // TestTenantsFileStore runs the suite with the demo tenants in a tenants file.
 func TestTenantsFileStore(t *testing.T) {
-	root, err := stack.ModuleRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	src, err := os.ReadFile(filepath.Join(root, "internal", "store", "filestore", "default-tenants.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	// Plus Globex, routed to a region the shipped Envoy has no virtual host
 	// for (the demo role is reused so that AssumeRole succeeds).
-	src = append(src, []byte(`
+	file := demoTenantsFile(t, `
   - id: `+globexAccountID+`
     name: Globex
     slug: globex
@@ -50,11 +40,7 @@ func TestTenantsFileStore(t *testing.T) {
       external_id: `+stack.AcmeExternalID+`
       region: ca-central-1
       enabled: true
-`)...)
-	file := filepath.Join(t.TempDir(), "tenants.yaml")
-	if err := os.WriteFile(file, src, 0o600); err != nil {
-		t.Fatal(err)
-	}
+`)
 	st := startStack(t, stack.Options{TenantsFile: file, Models: freeModels})
 	t.Run("RegionWithoutVirtualHost", func(t *testing.T) {
 		n := len(st.Records())

@@ -8,8 +8,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -314,15 +312,7 @@ const (
 // while the failure is cached); nothing reaches Bedrock unsigned or signed
 // by another identity; Initech works once STS is back.
 func TestSTSOutage(t *testing.T) {
-	root, err := stack.ModuleRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	src, err := os.ReadFile(filepath.Join(root, "internal", "store", "filestore", "default-tenants.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	src = append(src, []byte(`
+	file := demoTenantsFile(t, `
   - id: `+initechAccountID+`
     name: Initech
     slug: initech
@@ -334,11 +324,7 @@ func TestSTSOutage(t *testing.T) {
       external_id: `+initechExternalID+`
       region: `+initechRegion+`
       enabled: true
-`)...)
-	file := filepath.Join(t.TempDir(), "tenants.yaml")
-	if err := os.WriteFile(file, src, 0o600); err != nil {
-		t.Fatal(err)
-	}
+`)
 	const failureTTL = time.Second
 	st := startStack(t, stack.Options{TenantsFile: file, Models: freeModels,
 		ConfigureFakes: func(cfg *fakeaws.Config) {

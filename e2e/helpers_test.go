@@ -28,6 +28,7 @@ import (
 	"github.com/tenantgate/tenantgate/internal/apierror"
 	"github.com/tenantgate/tenantgate/internal/fakeaws/bedrock"
 	"github.com/tenantgate/tenantgate/internal/stack"
+	"github.com/tenantgate/tenantgate/internal/store/filestore"
 	"github.com/tenantgate/tenantgate/internal/testpg"
 )
 
@@ -297,4 +298,16 @@ func seededPostgres(t *testing.T) (dbURL, bin string) {
 		t.Fatalf("seed: %v", err)
 	}
 	return dbURL, bin
+}
+
+// demoTenantsFile writes the embedded demo tenants plus extra (more YAML list
+// entries under accounts) to a tenants file and returns its path.
+func demoTenantsFile(t *testing.T, extra string) string {
+	t.Helper()
+	src := append(append([]byte(nil), filestore.DefaultTenants...), extra...)
+	file := filepath.Join(t.TempDir(), "tenants.yaml")
+	if err := os.WriteFile(file, src, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return file
 }
