@@ -20,8 +20,8 @@ import (
 	"github.com/tenantgate/tenantgate/internal/tenant"
 )
 
-// DefaultTenants is the embedded demo tenants file used when neither a
-// database nor a tenants file is configured.
+// DefaultTenants is the embedded demo tenants file, served only when the
+// store is explicitly the demo (`--demo`, store.demo).
 //
 //go:embed default-tenants.yaml
 var DefaultTenants []byte
